@@ -1,0 +1,1 @@
+"""The API base: authentication, tenant-scoped views, errors, pagination and throttling."""

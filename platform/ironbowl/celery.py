@@ -1,0 +1,30 @@
+"""The Celery app. Beat's schedule is static and lives here, where review sees it."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery, signals
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ironbowl.settings")
+
+app = Celery("ironbowl")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    "tenants.expire_invitations": {
+        "task": "tenants.expire_invitations",
+        "schedule": crontab(minute="*/15"),
+    },
+}
+
+
+@signals.worker_process_shutdown.connect
+def _mark_metrics_process_dead(pid: int | None = None, **_: object) -> None:
+    # Multiprocess Prometheus: a dead pool child's live gauges must stop counting.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

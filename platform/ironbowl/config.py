@@ -1,0 +1,146 @@
+"""Typed settings read from the environment once, at start-up.
+
+A bad or missing value stops the process with a message that names the variable, instead of a
+stack trace from deep inside Django.
+"""
+
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(Exception):
+    """Raised when the environment cannot configure Ironbowl; the message names the variable."""
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore")
+
+    IRONBOWL_ENV: Mode = Mode.DEVELOPMENT
+    DATA_DIR: Path = REPO_ROOT / "data"
+    DATABASE_URL: str = ""
+    DATABASE_CONN_MAX_AGE: int = Field(default=60, ge=0)
+    REDIS_URL: str = ""
+    SECRET_KEY: str = ""
+    ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]", "testserver"]
+    )
+    CSRF_TRUSTED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    MEDIA_ROOT: Path | None = None
+    TIME_ZONE: str = "Asia/Shanghai"
+    STRIPE_SECRET_KEY: str = ""
+    STRIPE_WEBHOOK_SECRET: str = ""
+    LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "json"
+    API_MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
+    THROTTLE_ORGANIZATION_RATE: str = "6000/minute"
+    THROTTLE_KEY_RATE: str = "1200/minute"
+
+    @field_validator("ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite://", "postgres://", "postgresql://")):
+            raise ValueError("must start with sqlite://, postgres:// or postgresql://")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value
+
+    @field_validator("TIME_ZONE")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in zoneinfo.available_timezones():
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai")
+        return value
+
+    @field_validator("LOG_FORMAT")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("json", "console"):
+            raise ValueError("must be json or console")
+        return value
+
+    @field_validator("THROTTLE_ORGANIZATION_RATE", "THROTTLE_KEY_RATE")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        count, _, period = value.partition("/")
+        if not count.isdigit() or period not in ("second", "minute", "hour", "day"):
+            raise ValueError("must look like 600/minute (count/second|minute|hour|day)")
+        return value
+
+    @model_validator(mode="after")
+    def _production_requirements(self) -> Config:
+        if self.IRONBOWL_ENV is Mode.PRODUCTION:
+            if len(self.SECRET_KEY) < 50:
+                raise ValueError("SECRET_KEY: required in production, at least 50 characters")
+            if not self.DATABASE_URL.startswith(("postgres://", "postgresql://")):
+                raise ValueError("DATABASE_URL: production needs a PostgreSQL URL")
+            if not self.REDIS_URL:
+                raise ValueError("REDIS_URL: required in production (Celery broker, channels)")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.IRONBOWL_ENV is Mode.PRODUCTION
+
+    @property
+    def database_url(self) -> str:
+        return self.DATABASE_URL or f"sqlite:///{self.DATA_DIR / 'ironbowl.sqlite3'}"
+
+    @property
+    def media_root(self) -> Path:
+        return self.MEDIA_ROOT or self.DATA_DIR / "media"
+
+
+def development_secret_key(data_dir: Path) -> str:
+    """Generate the development secret once and keep it, so sessions survive restarts."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_config() -> Config:
+    try:
+        config = Config()
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"]) or "environment"
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"  {where}: {message}")
+        raise ConfigurationError(
+            "Ironbowl cannot start; fix these environment variables:\n" + "\n".join(problems)
+        ) from None
+    if not config.SECRET_KEY:
+        config.SECRET_KEY = development_secret_key(config.DATA_DIR)
+    return config

@@ -1,0 +1,48 @@
+"""Prometheus metrics, correct when several processes serve requests.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (production: gunicorn workers; `make run`), every process
+writes its samples to that folder and /metrics aggregates them; without it, the process's own
+registry is exposed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+HTTP_REQUESTS = Counter(
+    "ironbowl_http_requests_total",
+    "HTTP requests served, by method, route and status class.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "ironbowl_http_request_duration_seconds",
+    "Time to serve an HTTP request, by method and route.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        aggregated = CollectorRegistry()
+        multiprocess.MultiProcessCollector(aggregated)  # type: ignore[no-untyped-call]
+        return aggregated
+    from prometheus_client import REGISTRY
+
+    return REGISTRY
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)

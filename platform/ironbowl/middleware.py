@@ -1,0 +1,64 @@
+"""HTTP middleware: request metrics and the API's body size limit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+
+from ironbowl.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        # The route pattern, not the path: ids in paths would explode the label set.
+        route = match.route if match is not None and match.route else "unmatched"
+        method = request.method or "GET"
+        HTTP_REQUESTS.labels(method, route, f"{response.status_code // 100}xx").inc()
+        HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+        return response
+
+
+class ApiBodyLimitMiddleware:
+    """Refuse API bodies over the limit before anything reads them, with a message to act on."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/") and request.method not in ("GET", "HEAD", "OPTIONS"):
+            limit: int = settings.API_MAX_BODY_BYTES
+            length = request.META.get("CONTENT_LENGTH") or ""
+            chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+            if not length and chunked:
+                return JsonResponse(
+                    {"code": "length_required",
+                     "detail": _("Send a Content-Length header with the request body.")},
+                    status=411,
+                )
+            if length:
+                try:
+                    size = int(length)
+                except ValueError:
+                    return JsonResponse(
+                        {"code": "bad_content_length",
+                         "detail": _("The Content-Length header is not a number.")},
+                        status=400,
+                    )
+                if size > limit:
+                    return JsonResponse(
+                        {"code": "body_too_large",
+                         "detail": _("The request body is %(size)d bytes; the limit is "
+                                     "%(limit)d bytes.") % {"size": size, "limit": limit}},
+                        status=413,
+                    )
+        return self.get_response(request)

@@ -1,0 +1,30 @@
+"""URL map: the API under /api/v1/, the docs, operations endpoints and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from ironbowl import health, metrics
+from scheduling.api.urls import organization_urlpatterns as scheduling_org_urls
+from tenants.api.urls import account_urlpatterns
+from tenants.api.urls import organization_urlpatterns as tenants_org_urls
+
+organization_urlpatterns = [*tenants_org_urls, *scheduling_org_urls]
+
+api_v1 = [
+    *account_urlpatterns,
+    path("orgs/<slug:org>/", include(organization_urlpatterns)),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "ironbowl.api.errors.json_not_found"
+handler500 = "ironbowl.api.errors.json_server_error"

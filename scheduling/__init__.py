@@ -1,0 +1,1 @@
+"""Stations, schedules and shifts: putting digital employees on duty."""

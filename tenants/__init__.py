@@ -1,0 +1,1 @@
+"""Organizations, members, roles, invitations, API keys, the audit log — the tenant wall."""

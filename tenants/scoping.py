@@ -1,0 +1,61 @@
+"""Fail-closed tenant scoping for organization-owned models.
+
+`Model.objects.all()` raises: every query starts from an organization with
+`Model.objects.for_organization(org)`. The one way around it is named so that it stands out in
+review: `Model.objects.unscoped_dangerously()` (platform staff tools, migrations, cross-tenant jobs).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from tenants.models import Organization
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class UnscopedQueryError(RuntimeError):
+    """A tenant-owned model was queried without an organization."""
+
+
+class TenantManager(models.Manager[_M], Generic[_M]):
+    def get_queryset(self) -> models.QuerySet[_M]:
+        raise UnscopedQueryError(
+            f"{self.model.__name__} is owned by an organization: query it with "
+            f"{self.model.__name__}.objects.for_organization(org)."
+        )
+
+    def for_organization(self, organization: Organization) -> models.QuerySet[_M]:
+        if organization is None or organization.pk is None:
+            raise UnscopedQueryError(f"{self.model.__name__}: no organization given")
+        return super().get_queryset().filter(organization=organization)
+
+    def none(self) -> models.QuerySet[_M]:
+        # An empty result reveals nothing; schema generation and empty choices rely on it.
+        return super().get_queryset().none()
+
+    def unscoped_dangerously(self) -> models.QuerySet[_M]:
+        return super().get_queryset()
+
+    def create(self, **kwargs: Any) -> _M:
+        if kwargs.get("organization") is None and kwargs.get("organization_id") is None:
+            raise UnscopedQueryError(f"{self.model.__name__}: created without an organization")
+        obj = self.model(**kwargs)
+        obj.save(force_insert=True, using=self.db)
+        return obj
+
+
+class TenantOwned(models.Model):
+    """Abstract base for every row that belongs to one organization."""
+
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.CASCADE, related_name="+", editable=False
+    )
+
+    objects: TenantManager[Any] = TenantManager()
+
+    class Meta:
+        abstract = True
