@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from tenants.scoping import TenantManager, TenantOwned
+from tenants.scoping import TenantOwned
 
 
 class StationKind(models.TextChoices):
@@ -27,8 +26,6 @@ class Station(TenantOwned):
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects: ClassVar[TenantManager[Station]] = TenantManager()
 
     class Meta:
         verbose_name = _("station")

@@ -48,15 +48,22 @@ def update_station(actor: Actor, station: Station, **changes: Any) -> Station:
             station.save()
     except IntegrityError:
         raise _name_taken() from None
-    audit.record(actor, station.organization, "station.update", station,
-                 before=before, after=audit.snapshot(station))
+    audit.record(
+        actor,
+        station.organization,
+        "station.update",
+        station,
+        before=before,
+        after=audit.snapshot(station),
+    )
     return station
 
 
 @transaction.atomic
 def delete_station(actor: Actor, station: Station) -> None:
-    audit.record(actor, station.organization, "station.delete", station,
-                 before=audit.snapshot(station))
+    audit.record(
+        actor, station.organization, "station.delete", station, before=audit.snapshot(station)
+    )
     station.delete()
 
 
@@ -67,15 +74,22 @@ def grant_station_operator(actor: Actor, station: Station, membership: Membershi
     if membership.role != Role.OPERATOR:
         raise DomainError(
             "not_an_operator",
-            _("Only members with the operator role get per-station grants; "
-              "owners and administrators already operate every station."),
+            _(
+                "Only members with the operator role get per-station grants; "
+                "owners and administrators already operate every station."
+            ),
             field="member",
         )
     if membership.user_id in set(selectors.operator_user_ids(station)):
         raise ConflictError("already_granted", _("This member already operates this station."))
     assign_perm(f"scheduling.{selectors.OPERATE}", membership.user, station)
-    audit.record(actor, station.organization, "station.grant_operator", station,
-                 after={"member": str(membership.pk)})
+    audit.record(
+        actor,
+        station.organization,
+        "station.grant_operator",
+        station,
+        after={"member": str(membership.pk)},
+    )
     return membership
 
 
@@ -84,8 +98,13 @@ def revoke_station_operator(actor: Actor, station: Station, membership: Membersh
     if membership.user_id not in set(selectors.operator_user_ids(station)):
         raise DomainError("not_found", _("This member does not operate this station."))
     remove_perm(f"scheduling.{selectors.OPERATE}", membership.user, station)
-    audit.record(actor, station.organization, "station.revoke_operator", station,
-                 before={"member": str(membership.pk)})
+    audit.record(
+        actor,
+        station.organization,
+        "station.revoke_operator",
+        station,
+        before={"member": str(membership.pk)},
+    )
 
 
 def drop_grants_of_member(membership: Membership) -> int:

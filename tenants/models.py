@@ -113,8 +113,6 @@ class Membership(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects: ClassVar[TenantManager[Membership]] = TenantManager()
-
     class Meta:
         verbose_name = _("membership")
         verbose_name_plural = _("memberships")
@@ -151,8 +149,6 @@ class Invitation(TenantOwned):
     accepted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects: ClassVar[TenantManager[Invitation]] = TenantManager()
-
     class Meta:
         verbose_name = _("invitation")
         verbose_name_plural = _("invitations")
@@ -184,8 +180,6 @@ class ApiKey(TenantOwned):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects: ClassVar[TenantManager[ApiKey]] = TenantManager()
-
     class Meta:
         verbose_name = _("API key")
         verbose_name_plural = _("API keys")
@@ -216,7 +210,7 @@ class AuditManager(TenantManager["AuditEntry"]):
         return AuditQuerySet(self.model, using=self._db).filter(organization=organization)
 
 
-class AuditEntry(models.Model):
+class AuditEntry(TenantOwned):
     """Who did what to which object, before and after. Append-only (and a trigger on PostgreSQL).
 
     The actor is a snapshot, not a foreign key: the record outlives the user or key it names.

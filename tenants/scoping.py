@@ -2,7 +2,7 @@
 
 `Model.objects.all()` raises: every query starts from an organization with
 `Model.objects.for_organization(org)`. The one way around it is named so that it stands out in
-review: `Model.objects.unscoped_dangerously()` (platform staff tools, migrations, cross-tenant jobs).
+review: `Model.objects.unscoped_dangerously()` (staff tools, migrations, cross-tenant jobs).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class TenantOwned(models.Model):
         "tenants.Organization", on_delete=models.CASCADE, related_name="+", editable=False
     )
 
-    objects: TenantManager[Any] = TenantManager()
+    objects = TenantManager()
 
     class Meta:
         abstract = True

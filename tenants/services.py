@@ -34,8 +34,14 @@ ORGANIZATION_FIELDS = ("name", "kind", "time_zone", "locale")
 
 @transaction.atomic
 def create_organization(
-    *, slug: str, name: str, kind: str, owner: User, time_zone: str = "Asia/Shanghai",
-    locale: str = "zh-hans", actor: Actor | None = None,
+    *,
+    slug: str,
+    name: str,
+    kind: str,
+    owner: User,
+    time_zone: str = "Asia/Shanghai",
+    locale: str = "zh-hans",
+    actor: Actor | None = None,
 ) -> Organization:
     if Organization.objects.filter(slug=slug).exists():
         raise ConflictError("slug_taken", _("This slug is already taken."), field="slug")
@@ -44,10 +50,12 @@ def create_organization(
     )
     membership = Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
     who = actor or Actor(user=owner, role=Role.OWNER)
-    audit.record(who, organization, "organization.create", organization,
-                 after=audit.snapshot(organization))
-    audit.record(who, organization, "membership.create", membership,
-                 after=audit.snapshot(membership))
+    audit.record(
+        who, organization, "organization.create", organization, after=audit.snapshot(organization)
+    )
+    audit.record(
+        who, organization, "membership.create", membership, after=audit.snapshot(membership)
+    )
     return organization
 
 
@@ -59,8 +67,14 @@ def update_organization(actor: Actor, organization: Organization, **changes: Any
             raise DomainError("read_only", _("This field cannot be changed."), field=field)
         setattr(organization, field, value)
     organization.save(update_fields=[*changes.keys()])
-    audit.record(actor, organization, "organization.update", organization,
-                 before=before, after=audit.snapshot(organization))
+    audit.record(
+        actor,
+        organization,
+        "organization.update",
+        organization,
+        before=before,
+        after=audit.snapshot(organization),
+    )
     return organization
 
 
@@ -75,7 +89,11 @@ def _require_may_assign(actor: Actor, role: str) -> None:
 
 @transaction.atomic
 def invite_member(
-    actor: Actor, organization: Organization, *, email: str, role: str,
+    actor: Actor,
+    organization: Organization,
+    *,
+    email: str,
+    role: str,
     lifetime: dt.timedelta = INVITATION_LIFETIME,
 ) -> tuple[Invitation, str]:
     """Invite someone by email. Returns the invitation and its token, which is shown once."""
@@ -95,11 +113,20 @@ def invite_member(
     pending.update(status=InvitationStatus.EXPIRED)
     token = tokens.new_invitation_token()
     invitation = Invitation.objects.create(
-        organization=organization, email=email, role=role, token_hash=tokens.digest(token),
-        invited_by=actor.user, expires_at=timezone.now() + lifetime,
+        organization=organization,
+        email=email,
+        role=role,
+        token_hash=tokens.digest(token),
+        invited_by=actor.user,
+        expires_at=timezone.now() + lifetime,
     )
-    audit.record(actor, organization, "invitation.create", invitation,
-                 after=audit.snapshot(invitation, exclude=("token_hash",)))
+    audit.record(
+        actor,
+        organization,
+        "invitation.create",
+        invitation,
+        after=audit.snapshot(invitation, exclude=("token_hash",)),
+    )
     return invitation, token
 
 
@@ -113,15 +140,21 @@ def revoke_invitation(actor: Actor, invitation: Invitation) -> Invitation:
         )
     invitation.status = InvitationStatus.REVOKED
     invitation.save(update_fields=["status"])
-    audit.record(actor, invitation.organization, "invitation.revoke", invitation,
-                 before={"status": InvitationStatus.PENDING},
-                 after={"status": InvitationStatus.REVOKED})
+    audit.record(
+        actor,
+        invitation.organization,
+        "invitation.revoke",
+        invitation,
+        before={"status": InvitationStatus.PENDING},
+        after={"status": InvitationStatus.REVOKED},
+    )
     return invitation
 
 
 @transaction.atomic
-def accept_invitation(token: str, user: User, *, ip_address: str | None = None,
-                      request_id: str = "") -> Membership:
+def accept_invitation(
+    token: str, user: User, *, ip_address: str | None = None, request_id: str = ""
+) -> Membership:
     invitation = selectors.invitation_for_token(token)
     if invitation is None:
         raise DomainError(
@@ -129,23 +162,31 @@ def accept_invitation(token: str, user: User, *, ip_address: str | None = None,
             _("This invitation link is not valid. Check that you copied all of it."),
             field="token",
         )
-    invitation = Invitation.objects.for_organization(invitation.organization).select_for_update(
-    ).get(pk=invitation.pk)
+    invitation = (
+        Invitation.objects.for_organization(invitation.organization)
+        .select_for_update()
+        .get(pk=invitation.pk)
+    )
     organization = invitation.organization
     if invitation.status == InvitationStatus.REVOKED:
-        raise GoneError("invitation_revoked", _(
-            "This invitation was withdrawn. Ask an administrator of %(org)s for a new one."
-        ) % {"org": organization.name})
+        raise GoneError(
+            "invitation_revoked",
+            _("This invitation was withdrawn. Ask an administrator of %(org)s for a new one.")
+            % {"org": organization.name},
+        )
     if invitation.status == InvitationStatus.ACCEPTED:
         raise GoneError("invitation_used", _("This invitation has already been accepted."))
     if invitation.status == InvitationStatus.EXPIRED or invitation.expires_at <= timezone.now():
-        raise GoneError("invitation_expired", _(
-            "This invitation expired. Ask an administrator of %(org)s to invite you again."
-        ) % {"org": organization.name})
+        raise GoneError(
+            "invitation_expired",
+            _("This invitation expired. Ask an administrator of %(org)s to invite you again.")
+            % {"org": organization.name},
+        )
     if user.email.lower() != invitation.email:
-        raise DomainError("invitation_other_email", _(
-            "This invitation was sent to another email address. Sign in with that address."
-        ))
+        raise DomainError(
+            "invitation_other_email",
+            _("This invitation was sent to another email address. Sign in with that address."),
+        )
     actor = Actor(user=user, ip_address=ip_address, request_id=request_id)
     try:
         with transaction.atomic():
@@ -157,10 +198,16 @@ def accept_invitation(token: str, user: User, *, ip_address: str | None = None,
     invitation.status = InvitationStatus.ACCEPTED
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["status", "accepted_at"])
-    audit.record(actor, organization, "invitation.accept", invitation,
-                 after={"status": InvitationStatus.ACCEPTED})
-    audit.record(actor, organization, "membership.create", membership,
-                 after=audit.snapshot(membership))
+    audit.record(
+        actor,
+        organization,
+        "invitation.accept",
+        invitation,
+        after={"status": InvitationStatus.ACCEPTED},
+    )
+    audit.record(
+        actor, organization, "membership.create", membership, after=audit.snapshot(membership)
+    )
     return membership
 
 
@@ -169,19 +216,33 @@ def expire_invitations(now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     expired = 0
     for organization in Organization.objects.all():
-        expired += Invitation.objects.for_organization(organization).filter(
-            status=InvitationStatus.PENDING, expires_at__lte=now
-        ).update(status=InvitationStatus.EXPIRED)
+        expired += (
+            Invitation.objects.for_organization(organization)
+            .filter(status=InvitationStatus.PENDING, expires_at__lte=now)
+            .update(status=InvitationStatus.EXPIRED)
+        )
     return expired
 
 
+@transaction.atomic
+def add_member(actor: Actor, organization: Organization, user: User, role: str) -> Membership:
+    """Add an existing user directly (staff, demo data); people normally join by invitation."""
+    if Membership.objects.for_organization(organization).filter(user=user).exists():
+        raise ConflictError("already_member", _("This person is already a member."))
+    membership = Membership.objects.create(organization=organization, user=user, role=role)
+    audit.record(
+        actor, organization, "membership.create", membership, after=audit.snapshot(membership)
+    )
+    return membership
+
+
 def _guard_last_owner(membership: Membership, new_role: str | None) -> None:
-    if membership.role == Role.OWNER and new_role != Role.OWNER:
-        if selectors.owner_count(membership.organization) <= 1:
-            raise ConflictError(
-                "last_owner",
-                _("An organization needs at least one owner; make someone else owner first."),
-            )
+    losing_owner = membership.role == Role.OWNER and new_role != Role.OWNER
+    if losing_owner and selectors.owner_count(membership.organization) <= 1:
+        raise ConflictError(
+            "last_owner",
+            _("An organization needs at least one owner; make someone else owner first."),
+        )
 
 
 @transaction.atomic
@@ -193,8 +254,14 @@ def change_member_role(actor: Actor, membership: Membership, role: str) -> Membe
     before = audit.snapshot(membership)
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
-    audit.record(actor, membership.organization, "membership.update", membership,
-                 before=before, after=audit.snapshot(membership))
+    audit.record(
+        actor,
+        membership.organization,
+        "membership.update",
+        membership,
+        before=before,
+        after=audit.snapshot(membership),
+    )
     return membership
 
 
@@ -225,11 +292,16 @@ def create_api_key(
         )
     token, prefix = tokens.new_api_key()
     key = ApiKey.objects.create(
-        organization=organization, name=name, prefix=prefix, key_hash=tokens.digest(token),
-        scopes=scopes, created_by=actor.user,
+        organization=organization,
+        name=name,
+        prefix=prefix,
+        key_hash=tokens.digest(token),
+        scopes=scopes,
+        created_by=actor.user,
     )
-    audit.record(actor, organization, "api_key.create", key,
-                 after=audit.snapshot(key, exclude=("key_hash",)))
+    audit.record(
+        actor, organization, "api_key.create", key, after=audit.snapshot(key, exclude=("key_hash",))
+    )
     return key, token
 
 
@@ -239,8 +311,14 @@ def revoke_api_key(actor: Actor, key: ApiKey) -> ApiKey:
         return key  # revoking twice is a no-op: a retried request must not fail
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
-    audit.record(actor, key.organization, "api_key.revoke", key,
-                 before={"revoked_at": None}, after={"revoked_at": key.revoked_at.isoformat()})
+    audit.record(
+        actor,
+        key.organization,
+        "api_key.revoke",
+        key,
+        before={"revoked_at": None},
+        after={"revoked_at": key.revoked_at.isoformat()},
+    )
     return key
 
 
@@ -248,7 +326,5 @@ def touch_api_key(key: ApiKey) -> None:
     """Note when a key was last used, at most once a minute so reads stay cheap."""
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
-        ApiKey.objects.for_organization(key.organization).filter(pk=key.pk).update(
-            last_used_at=now
-        )
+        ApiKey.objects.for_organization(key.organization).filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now

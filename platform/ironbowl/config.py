@@ -6,6 +6,7 @@ stack trace from deep inside Django.
 
 from __future__ import annotations
 
+import os
 import secrets
 import zoneinfo
 from enum import StrEnum
@@ -16,6 +17,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Tests keep their files (SQLite test database, broker folders, secret) apart from a running
+# `make run`, whose worker would otherwise take the tests' messages. pytest sets PYTEST_VERSION.
+_DEFAULT_DATA_DIR = REPO_ROOT / "data" / ("test" if "PYTEST_VERSION" in os.environ else "")
 
 
 class Mode(StrEnum):
@@ -31,7 +35,7 @@ class Config(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore")
 
     IRONBOWL_ENV: Mode = Mode.DEVELOPMENT
-    DATA_DIR: Path = REPO_ROOT / "data"
+    DATA_DIR: Path = _DEFAULT_DATA_DIR
     DATABASE_URL: str = ""
     DATABASE_CONN_MAX_AGE: int = Field(default=60, ge=0)
     REDIS_URL: str = ""

@@ -41,8 +41,10 @@ class ApiBodyLimitMiddleware:
             chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
             if not length and chunked:
                 return JsonResponse(
-                    {"code": "length_required",
-                     "detail": _("Send a Content-Length header with the request body.")},
+                    {
+                        "code": "length_required",
+                        "detail": _("Send a Content-Length header with the request body."),
+                    },
                     status=411,
                 )
             if length:
@@ -50,15 +52,21 @@ class ApiBodyLimitMiddleware:
                     size = int(length)
                 except ValueError:
                     return JsonResponse(
-                        {"code": "bad_content_length",
-                         "detail": _("The Content-Length header is not a number.")},
+                        {
+                            "code": "bad_content_length",
+                            "detail": _("The Content-Length header is not a number."),
+                        },
                         status=400,
                     )
                 if size > limit:
                     return JsonResponse(
-                        {"code": "body_too_large",
-                         "detail": _("The request body is %(size)d bytes; the limit is "
-                                     "%(limit)d bytes.") % {"size": size, "limit": limit}},
+                        {
+                            "code": "body_too_large",
+                            "detail": _(
+                                "The request body is %(size)d bytes; the limit is %(limit)d bytes."
+                            )
+                            % {"size": size, "limit": limit},
+                        },
                         status=413,
                     )
         return self.get_response(request)

@@ -24,7 +24,7 @@ def activity_group(organization_id: object) -> str:
     return f"org.{organization_id}.activity"
 
 
-class ActivityConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class ActivityConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
 
     async def connect(self) -> None:

@@ -235,7 +235,10 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"ApiKey": []}, {"cookieAuth": []}],
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "OrganizationKindEnum": "tenants.models.OrganizationKind",
+        "StationKindEnum": "scheduling.models.StationKind",
+    },
 }
 
 # Security: production turns on what a browser on the public internet needs.

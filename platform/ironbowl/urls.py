@@ -1,7 +1,7 @@
 """URL map: the API under /api/v1/, the docs, operations endpoints and the admin."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from ironbowl import health, metrics
@@ -9,9 +9,9 @@ from scheduling.api.urls import organization_urlpatterns as scheduling_org_urls
 from tenants.api.urls import account_urlpatterns
 from tenants.api.urls import organization_urlpatterns as tenants_org_urls
 
-organization_urlpatterns = [*tenants_org_urls, *scheduling_org_urls]
+organization_urlpatterns: list[URLPattern | URLResolver] = [*tenants_org_urls, *scheduling_org_urls]
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     *account_urlpatterns,
     path("orgs/<slug:org>/", include(organization_urlpatterns)),
 ]

@@ -6,6 +6,8 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from scheduling import selectors
 from scheduling.models import Station, StationKind
@@ -18,10 +20,15 @@ def _organization_members(request: Any) -> QuerySet[Membership]:
     return Membership.objects.for_organization(request.organization)
 
 
+@extend_schema_field(OpenApiTypes.UUID)
+class MemberChoiceFilter(django_filters.ModelChoiceFilter):
+    """A member id, looked up only among the request organization's members."""
+
+
 class StationFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=StationKind.choices)
     is_active = django_filters.BooleanFilter()
-    operator = django_filters.ModelChoiceFilter(
+    operator = MemberChoiceFilter(
         queryset=_organization_members, method="filter_operator", label="Operated by member"
     )
 

@@ -21,8 +21,12 @@ from tenants.roles import Role
 
 
 class StationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-    mixins.UpdateModelMixin, mixins.DestroyModelMixin, OrganizationViewSet,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationViewSet,
 ):
     """Stations. Owners and administrators operate all; an operator only those granted to them."""
 
@@ -32,10 +36,13 @@ class StationViewSet(
     ordering_fields = ["created_at", "name"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     permission_map = {
-        "list": P.STATIONS_VIEW, "retrieve": P.STATIONS_VIEW,
-        "create": P.STATIONS_MANAGE, "destroy": P.STATIONS_MANAGE,
+        "list": P.STATIONS_VIEW,
+        "retrieve": P.STATIONS_VIEW,
+        "create": P.STATIONS_MANAGE,
+        "destroy": P.STATIONS_MANAGE,
         "partial_update": P.STATIONS_VIEW,  # then per-object: see check_object_permissions
-        "operators": P.STATIONS_VIEW, "grant_operator": P.STATIONS_MANAGE,
+        "operators": P.STATIONS_VIEW,
+        "grant_operator": P.STATIONS_MANAGE,
         "revoke_operator": P.STATIONS_MANAGE,
     }
 
@@ -92,9 +99,13 @@ class StationViewSet(
 
     @extend_schema(request=None, responses={204: None})
     @action(
-        detail=True, methods=["delete"], url_path=r"operators/(?P<member_id>[0-9a-f-]{36})",
+        detail=True,
+        methods=["delete"],
+        url_path=r"operators/(?P<member_id>[0-9a-f-]{36})",
     )
-    def revoke_operator(self, request: Request, member_id: str, *args: Any, **kwargs: Any) -> Response:
+    def revoke_operator(
+        self, request: Request, member_id: str, *args: Any, **kwargs: Any
+    ) -> Response:
         station = self.get_object()
         member = self.access_by_id(Membership, member_id)
         services.revoke_station_operator(self.actor, station, member)

@@ -80,7 +80,13 @@ class ApiKeySerializer(StrictModelSerializer):
     class Meta:
         model = ApiKey
         fields = [
-            "id", "name", "prefix", "scopes", "is_active", "created_at", "last_used_at",
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "is_active",
+            "created_at",
+            "last_used_at",
             "revoked_at",
         ]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
@@ -99,8 +105,17 @@ class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
     class Meta:
         model = AuditEntry
         fields = [
-            "id", "actor_label", "action", "object_type", "object_id", "object_repr", "before",
-            "after", "ip_address", "request_id", "created_at",
+            "id",
+            "actor_label",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "before",
+            "after",
+            "ip_address",
+            "request_id",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -115,4 +130,3 @@ class MeSerializer(serializers.Serializer[Any]):
     full_name = serializers.CharField(read_only=True)
     is_staff = serializers.BooleanField(read_only=True)
     memberships = MyMembershipSerializer(many=True, read_only=True)
-

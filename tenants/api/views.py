@@ -8,7 +8,7 @@ from django.contrib.auth import authenticate, login, logout
 from django.db import models
 from django.middleware.csrf import get_token
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, permissions, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -86,7 +86,8 @@ class OrganizationListView(APIView):
     @extend_schema(responses=serializers.MyMembershipSerializer(many=True))
     def get(self, request: Request) -> Response:
         memberships = selectors.memberships_of_user(_user(request))
-        return Response(serializers.MyMembershipSerializer(memberships, many=True).data)
+        payload = serializers.MyMembershipSerializer(memberships, many=True)  # type: ignore[arg-type]
+        return Response(payload.data)
 
     @extend_schema(
         request=serializers.OrganizationCreateSerializer,
@@ -144,8 +145,11 @@ class OrganizationDetailView(OrganizationAPIView):
 
 
 class MemberViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin, OrganizationViewSet,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationViewSet,
 ):
     model = Membership
     serializer_class = serializers.MemberSerializer
@@ -153,8 +157,10 @@ class MemberViewSet(
     ordering_fields = ["created_at", "role"]
     http_method_names = ["get", "patch", "delete", "head", "options"]
     permission_map = {
-        "list": P.MEMBERS_VIEW, "retrieve": P.MEMBERS_VIEW,
-        "partial_update": P.MEMBERS_MANAGE, "destroy": P.MEMBERS_MANAGE,
+        "list": P.MEMBERS_VIEW,
+        "retrieve": P.MEMBERS_VIEW,
+        "partial_update": P.MEMBERS_MANAGE,
+        "destroy": P.MEMBERS_MANAGE,
     }
 
     def scope_queryset(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
@@ -162,9 +168,9 @@ class MemberViewSet(
 
     def perform_update(self, serializer: Any) -> None:
         serializer.instance = services.change_member_role(
-            self.actor, serializer.instance, serializer.validated_data.get(
-                "role", serializer.instance.role
-            )
+            self.actor,
+            serializer.instance,
+            serializer.validated_data.get("role", serializer.instance.role),
         )
 
     def perform_destroy(self, instance: Membership) -> None:
@@ -172,7 +178,9 @@ class MemberViewSet(
 
 
 class InvitationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
     OrganizationViewSet,
 ):
     model = Invitation
@@ -180,8 +188,10 @@ class InvitationViewSet(
     filterset_class = filters.InvitationFilter
     ordering_fields = ["created_at", "expires_at"]
     permission_map = {
-        "list": P.MEMBERS_VIEW, "retrieve": P.MEMBERS_VIEW,
-        "create": P.MEMBERS_MANAGE, "revoke": P.MEMBERS_MANAGE,
+        "list": P.MEMBERS_VIEW,
+        "retrieve": P.MEMBERS_VIEW,
+        "create": P.MEMBERS_MANAGE,
+        "revoke": P.MEMBERS_MANAGE,
     }
 
     @extend_schema(responses={201: serializers.InvitationCreatedSerializer})
@@ -203,7 +213,9 @@ class InvitationViewSet(
 
 
 class ApiKeyViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
     OrganizationViewSet,
 ):
     model = ApiKey
@@ -211,8 +223,10 @@ class ApiKeyViewSet(
     filterset_class = filters.ApiKeyFilter
     ordering_fields = ["created_at", "last_used_at", "name"]
     permission_map = {
-        "list": P.API_KEYS_MANAGE, "retrieve": P.API_KEYS_MANAGE,
-        "create": P.API_KEYS_MANAGE, "revoke": P.API_KEYS_MANAGE,
+        "list": P.API_KEYS_MANAGE,
+        "retrieve": P.API_KEYS_MANAGE,
+        "create": P.API_KEYS_MANAGE,
+        "revoke": P.API_KEYS_MANAGE,
     }
 
     @extend_schema(responses={201: serializers.ApiKeyCreatedSerializer})

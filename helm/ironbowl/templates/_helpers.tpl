@@ -239,24 +239,6 @@ Volume mounts for the writable scratch space of every application container.
 {{- end }}
 
 {{/*
-Media volume (mount and volume), only when media.existingClaim is set.
-*/}}
-{{- define "ironbowl.mediaMount" -}}
-{{- if .Values.media.existingClaim }}
-- name: media
-  mountPath: {{ .Values.media.root }}
-{{- end }}
-{{- end }}
-
-{{- define "ironbowl.mediaVolume" -}}
-{{- if .Values.media.existingClaim }}
-- name: media
-  persistentVolumeClaim:
-    claimName: {{ .Values.media.existingClaim }}
-{{- end }}
-{{- end }}
-
-{{/*
 Pod template annotations as YAML (empty when there are none): the component's own, a checksum of
 the chart's Secret (rolls the pods when it changes) and the user's podAnnotations.
 Usage: include "ironbowl.podAnnotations" (dict "root" $ "extra" (dict ...))

@@ -8,16 +8,19 @@ Subclasses may not override the methods that enforce this; they use the hooks in
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any, ClassVar
 
 import structlog
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, viewsets
-from rest_framework.generics import get_object_or_404
 from rest_framework.filters import OrderingFilter
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ironbowl.api.pagination import OrganizationCursorPagination
@@ -26,6 +29,7 @@ from tenants import selectors
 from tenants.audit import Actor
 from tenants.models import ApiKey, Membership, Organization
 from tenants.roles import Permission, role_allows
+from tenants.scoping import TenantOwned
 
 _PROTECTED = ("initial", "check_permissions", "get_queryset", "get_object")
 
@@ -79,6 +83,14 @@ class OrganizationScoped:
         self.organization = organization
         request.organization = organization  # type: ignore[attr-defined]
         structlog.contextvars.bind_contextvars(organization=organization.slug)
+        # Times in responses are shown in the organization's own time zone (stored in UTC).
+        timezone.activate(zoneinfo.ZoneInfo(organization.time_zone))
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        timezone.deactivate()
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
     def _action(self, request: Request) -> str:
         action = getattr(self, "action", None)
@@ -108,10 +120,9 @@ class OrganizationScoped:
             "permission": permission.label,
         }
 
-    def access_by_id(self, model: type[models.Model], pk: str) -> Any:
+    def access_by_id(self, model: type[TenantOwned], pk: str) -> Any:
         """One of this organization's rows by id; missing and foreign look the same (404)."""
-        manager: Any = model.objects
-        return get_object_or_404(manager.for_organization(self.organization), pk=pk)
+        return get_object_or_404(model.objects.for_organization(self.organization), pk=pk)
 
     @property
     def actor(self) -> Actor:
@@ -141,16 +152,16 @@ class OrganizationAPIView(OrganizationScoped, APIView):
 class OrganizationViewSet(OrganizationScoped, viewsets.GenericViewSet[Any]):
     """Base for viewsets of one organization-owned model."""
 
-    model: ClassVar[type[models.Model]]
+    model: type[TenantOwned]
     lookup_value_regex = "[0-9a-f-]{36}"
     pagination_class = OrganizationCursorPagination
     throttle_classes = [OrganizationRateThrottle, CredentialRateThrottle]
-    filter_backends: ClassVar[list[Any]] = [DjangoFilterBackend, OrderingFilter]
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
 
     def get_queryset(self) -> models.QuerySet[Any]:
-        manager: Any = self.model.objects
+        manager = self.model.objects
         if getattr(self, "swagger_fake_view", False):
-            return manager.unscoped_dangerously().none()  # type: ignore[no-any-return]
+            return manager.none()
         return self.scope_queryset(manager.for_organization(self.organization))
 
     def scope_queryset(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:

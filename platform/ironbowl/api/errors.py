@@ -38,7 +38,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         set_rollback()
-        fields = {exc.field: [{"code": exc.code, "message": str(exc.detail)}]} if exc.field else None
+        fields = (
+            {exc.field: [{"code": exc.code, "message": str(exc.detail)}]} if exc.field else None
+        )
         return Response(_body(exc.code, str(exc.detail), fields), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -48,7 +50,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         set_rollback()
         detail = exc.detail
         if isinstance(detail, dict):
-            non_field = detail.pop("non_field_errors", None)
+            non_field: Any = detail.pop("non_field_errors", None)
             message = str(non_field[0]) if non_field else _("Some fields are not valid.")
             return Response(
                 _body("invalid", message, _field_errors(detail)), status=status.HTTP_400_BAD_REQUEST
@@ -60,8 +62,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, exceptions.APIException):
         set_rollback()
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            headers["Retry-After"] = str(int(wait))
         if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
             authenticate_header = context["view"].get_authenticate_header(context["request"])
             if authenticate_header:

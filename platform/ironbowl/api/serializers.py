@@ -9,6 +9,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from tenants.scoping import TenantOwned
+
 
 class StrictSerializer(serializers.Serializer[Any]):
     """Refuses fields it does not know, instead of silently ignoring a typo."""
@@ -38,7 +40,7 @@ class TenantRelatedField(serializers.PrimaryKeyRelatedField[Any]):
         "incorrect_type": _("Expected an id, got {data_type}."),
     }
 
-    def __init__(self, model: type[models.Model], **kwargs: Any) -> None:
+    def __init__(self, model: type[TenantOwned], **kwargs: Any) -> None:
         self.model = model
         kwargs.setdefault("pk_field", serializers.UUIDField())
         if not kwargs.get("read_only"):
@@ -47,5 +49,5 @@ class TenantRelatedField(serializers.PrimaryKeyRelatedField[Any]):
 
     def get_queryset(self) -> models.QuerySet[Any]:
         organization = self.context["organization"]
-        manager: Any = self.model.objects
-        return manager.for_organization(organization)  # type: ignore[no-any-return]
+        queryset: models.QuerySet[Any] = self.model.objects.for_organization(organization)
+        return queryset

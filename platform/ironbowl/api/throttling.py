@@ -12,8 +12,8 @@ from rest_framework.throttling import SimpleRateThrottle
 class _SettingsRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         # Read at call time (not import time) so operators and tests can change rates.
-        rates: dict[str, str] = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
-        return rates[self.scope]
+        rates: Any = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+        return str(rates[self.scope])
 
 
 class OrganizationRateThrottle(_SettingsRateThrottle):

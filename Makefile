@@ -1,0 +1,54 @@
+# Ironbowl — the two commands: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/platform:$(CURDIR)
+
+.PHONY: run test setup migrate lint typecheck check pytest bench messages helm clean-data
+
+run: setup messages migrate ## Set up, migrate, load the demo and start web + worker + beat
+	$(PY) manage.py seed_demo
+	$(PY) manage.py serve
+
+test: setup messages helm lint typecheck check pytest ## Lint, type-check, Django checks, tests
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+messages: setup
+	$(PY) manage.py compilemessages --ignore=.venv --ignore=.cache -v 0
+
+migrate: setup
+	$(PY) manage.py migrate --noinput -v 0
+
+helm:
+	bash scripts/fetch-helm.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy platform/ironbowl tenants scheduling tests
+
+check: setup
+	$(PY) manage.py check --fail-level WARNING
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+pytest: setup
+	$(PY) -m pytest
+
+bench: setup messages ## Benchmarks; writes bench-report/report.{md,json}
+	$(PY) -m tests.benchmarks.run
+
+clean-data: ## Forget the local database, broker files and secret key
+	rm -rf data
