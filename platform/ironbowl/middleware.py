@@ -9,7 +9,28 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 
-from ironbowl.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from ironbowl import health
+from ironbowl.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_view
+
+
+class OperationsEndpointsMiddleware:
+    """Answer /healthz, /readyz and /metrics before host checks and redirects.
+
+    Kubernetes probes and Prometheus call pods by IP, over plain HTTP: ALLOWED_HOSTS and the
+    SSL redirect, right for browsers, would refuse them.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.endpoints: dict[str, Callable[[HttpRequest], HttpResponse]] = {
+            "/healthz": health.healthz,
+            "/readyz": health.readyz,
+            "/metrics": metrics_view,
+        }
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        endpoint = self.endpoints.get(request.path)
+        return endpoint(request) if endpoint is not None else self.get_response(request)
 
 
 class RequestMetricsMiddleware:

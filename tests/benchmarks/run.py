@@ -153,8 +153,8 @@ def render_markdown(environment: dict[str, Any], sections: list[Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=300, help="timed calls per case")
-    parser.add_argument("--warmup", type=int, default=30, help="untimed calls per case first")
+    parser.add_argument("--iterations", type=int, default=500, help="timed calls per case")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed calls per case first")
     parser.add_argument("--output", type=Path, default=Path("bench-report"))
     options = parser.parse_args(argv)
     if options.iterations < 2:

@@ -85,6 +85,7 @@ def test_unknown_url_answers_in_chinese(db, client):
 
 @dataclass
 class Entry:
+    msgctxt: str = ""
     msgid: str = ""
     msgid_plural: str = ""
     msgstrs: dict[int, str] = field(default_factory=dict)
@@ -126,10 +127,12 @@ def parse_po(text: str) -> list[Entry]:
             continue
         elif line.startswith("#"):
             continue
-        if line.startswith("msgid ") and target is not None and target[0] == "msgstr":
+        if line.startswith(("msgctxt ", "msgid ")) and target is not None and target[0] == "msgstr":
             flush()
         keyword, _, rest = line.partition(" ")
-        if keyword == "msgid":
+        if keyword == "msgctxt":
+            target, entry.msgctxt = ("msgctxt", 0), _unquote(rest)
+        elif keyword == "msgid":
             target, entry.msgid = ("msgid", 0), _unquote(rest)
         elif keyword == "msgid_plural":
             target, entry.msgid_plural = ("msgid_plural", 0), _unquote(rest)
@@ -139,7 +142,9 @@ def parse_po(text: str) -> list[Entry]:
             entry.msgstrs[index] = _unquote(rest)
         elif line.startswith('"') and target is not None:
             kind, index = target
-            if kind == "msgid":
+            if kind == "msgctxt":
+                entry.msgctxt += _unquote(line)
+            elif kind == "msgid":
                 entry.msgid += _unquote(line)
             elif kind == "msgid_plural":
                 entry.msgid_plural += _unquote(line)
@@ -232,14 +237,14 @@ def test_every_message_in_the_code_is_in_the_catalogue(catalogue):
         pytest.skip("xgettext or git is not installed")
     # The same extraction as `manage.py makemessages` (django/core/management/commands).
     extracted = subprocess.run(
-        [xgettext, "--language=Python", "--from-code=UTF-8", "--output=-", "--omit-header",
+        [xgettext, "--language=Python", "--from-code=UTF-8", "--output=-",
          "--keyword=gettext_noop", "--keyword=gettext_lazy", "--keyword=ngettext_lazy:1,2",
          "--keyword=pgettext:1c,2", "--keyword=npgettext:1c,2,3", "--keyword=pgettext_lazy:1c,2",
          "--keyword=npgettext_lazy:1c,2,3", *_source_files()],
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout
-    in_code = {entry.msgid for entry in parse_po(extracted) if entry.msgid}
-    in_catalogue = {entry.msgid for entry in messages(catalogue)}
+    in_code = {(entry.msgctxt, entry.msgid) for entry in parse_po(extracted) if entry.msgid}
+    in_catalogue = {(entry.msgctxt, entry.msgid) for entry in messages(catalogue)}
 
     assert sorted(in_code - in_catalogue) == [], (
         "new messages: run `manage.py makemessages -l zh_Hans --ignore=.venv --ignore=.cache "

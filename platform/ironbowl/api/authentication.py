@@ -9,7 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from tenants import selectors
+from tenants import selectors, services
 from tenants.models import ApiKey
 
 SessionAuthentication = authentication.SessionAuthentication
@@ -50,6 +50,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 _("This API key has been revoked. Ask an administrator for a new one."),
                 code="api_key_revoked",
             )
+        services.touch_api_key(key)
         return ApiKeyPrincipal(key), key
 
     def authenticate_header(self, request: Request) -> str:

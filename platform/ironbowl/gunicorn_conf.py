@@ -1,0 +1,36 @@
+"""gunicorn settings for production: ASGI workers and multiprocess Prometheus metrics.
+
+Used as `gunicorn ironbowl.asgi:application -k uvicorn_worker.UvicornWorker -c …/gunicorn_conf.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "uvicorn_worker.UvicornWorker"
+graceful_timeout = 30
+timeout = 60
+accesslog = None  # django-structlog logs every request with its id
+
+
+def on_starting(server: Any) -> None:
+    # The metrics folder may survive a container restart: stale files would count dead workers.
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        path = Path(folder)
+        for child in path.iterdir() if path.exists() else ():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
