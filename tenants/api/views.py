@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from django.contrib.auth import authenticate, login, logout
 from django.db import models
 from django.middleware.csrf import get_token
@@ -19,8 +20,17 @@ from ironbowl.api.base import OrganizationAPIView, OrganizationViewSet
 from ironbowl.api.throttling import AnonymousRateThrottle, CredentialRateThrottle
 from tenants import selectors, services
 from tenants.api import filters, serializers
+from tenants.audit import Actor
 from tenants.models import ApiKey, AuditEntry, Invitation, Membership, User
 from tenants.roles import Permission as P
+from tenants.roles import Role
+
+
+def _request_id(request: Request) -> str:
+    # The same source as OrganizationScoped.actor: the caller's header, else the logged id.
+    return request.META.get("HTTP_X_REQUEST_ID", "") or structlog.contextvars.get_contextvars().get(
+        "request_id", ""
+    )
 
 
 def _user(request: Request) -> User:
@@ -97,7 +107,13 @@ class OrganizationListView(APIView):
         owner = _user(request)
         payload = serializers.OrganizationCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        organization = services.create_organization(owner=owner, **payload.validated_data)
+        actor = Actor(
+            user=owner, role=Role.OWNER, ip_address=request.META.get("REMOTE_ADDR"),
+            request_id=_request_id(request),
+        )
+        organization = services.create_organization(
+            owner=owner, actor=actor, **payload.validated_data
+        )
         return Response(
             serializers.OrganizationSerializer(organization).data, status=status.HTTP_201_CREATED
         )
@@ -117,6 +133,7 @@ class AcceptInvitationView(APIView):
             payload.validated_data["token"],
             _user(request),
             ip_address=request.META.get("REMOTE_ADDR"),
+            request_id=_request_id(request),
         )
         return Response(
             serializers.MyMembershipSerializer(membership).data, status=status.HTTP_201_CREATED

@@ -168,38 +168,50 @@ def _new_organization(slug: str, name: str) -> Organization:
 # --- the cases -------------------------------------------------------------------------------
 
 
-def _raw_page(
-    organization: Organization, *, kind: str | None = None, before: dt.datetime | None = None
-) -> Callable[[], list[tuple[Any, ...]]]:
+class RawPage:
     """The one query a hand-written endpoint would run: the page plus one row to see if more."""
-    quote = connection.ops.quote_name
-    meta = Station._meta
-    # Every column the ORM loads, the primary key first (as _same_page expects).
-    fields = sorted(meta.concrete_fields, key=lambda f: not f.primary_key)
-    columns = ", ".join(quote(f.column) for f in fields if f.column)
-    created, organization_column = quote("created_at"), quote("organization_id")
-    where = [f"{organization_column} = %s"]
-    params: list[Any] = [
-        meta.get_field("organization").get_db_prep_value(organization.pk, connection)
-    ]
-    if kind is not None:
-        where.append(f"{quote('kind')} = %s")
-        params.append(kind)
-    if before is not None:
-        where.append(f"{created} < %s")
-        params.append(meta.get_field("created_at").get_db_prep_value(before, connection))
-    sql = (
-        f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {' AND '.join(where)} "  # noqa: S608
-        f"ORDER BY {created} DESC LIMIT {PAGE_SIZE + 1}"
-    )
 
-    def run() -> list[tuple[Any, ...]]:
+    def __init__(
+        self,
+        organization: Organization,
+        *,
+        kind: str | None = None,
+        before: dt.datetime | None = None,
+    ) -> None:
+        quote = connection.ops.quote_name
+        meta = Station._meta
+        # Every column the ORM loads, the primary key first (as _same_page expects).
+        fields = sorted(meta.concrete_fields, key=lambda f: not f.primary_key)
+        columns = ", ".join(quote(f.column) for f in fields if f.column)
+        created = quote("created_at")
+        where = [f"{quote('organization_id')} = %s"]
+        self.params: list[Any] = [
+            meta.get_field("organization").get_db_prep_value(organization.pk, connection)
+        ]
+        if kind is not None:
+            where.append(f"{quote('kind')} = %s")
+            self.params.append(kind)
+        if before is not None:
+            where.append(f"{created} < %s")
+            self.params.append(meta.get_field("created_at").get_db_prep_value(before, connection))
+        self.sql = (
+            f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {' AND '.join(where)} "  # noqa: S608
+            f"ORDER BY {created} DESC LIMIT {PAGE_SIZE + 1}"
+        )
+
+    def __call__(self) -> list[tuple[Any, ...]]:
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(self.sql, self.params)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
 
-    return run
+    def plan(self) -> list[str]:
+        """The database's plan for the query: it should walk the (organization, created_at)
+        index and stop after one page, whatever the number of rows."""
+        explain = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+        with connection.cursor() as cursor:
+            cursor.execute(explain + self.sql, self.params)
+            return [str(row[-1]) for row in cursor.fetchall()]
 
 
 def _orm_page(organization: Organization) -> Callable[[], list[Station]]:
@@ -239,7 +251,7 @@ def _page(endpoint: Callable[[], bytes]) -> dict[str, Any]:
     return body
 
 
-def _same_page(endpoint: Callable[[], bytes], raw: Callable[[], list[tuple[Any, ...]]]) -> None:
+def _same_page(endpoint: Callable[[], bytes], raw: RawPage) -> None:
     """Check that the baseline fetches the rows the endpoint shows, else the ratio means nothing."""
     shown = [row["id"] for row in _page(endpoint)["results"]]
     fetched = [str(Station._meta.pk.to_python(row[0])) for row in raw()[:PAGE_SIZE]]
@@ -257,9 +269,9 @@ def _cases_for(organization: Organization, client: Client, token: str, rows: int
     first = "first page"
     filtered = f"filtered ?kind={FILTER_KIND.value}"
     endpoint = _endpoint(client, url, token)
-    raw = _raw_page(organization)
+    raw = RawPage(organization)
     filtered_endpoint = _endpoint(client, f"{url}?kind={FILTER_KIND.value}", token)
-    filtered_raw = _raw_page(organization, kind=FILTER_KIND.value)
+    filtered_raw = RawPage(organization, kind=FILTER_KIND.value)
     _same_page(endpoint, raw)
     _same_page(filtered_endpoint, filtered_raw)
     cases = [
@@ -293,7 +305,7 @@ def _cases_for(organization: Organization, client: Client, token: str, rows: int
             PAGE_SIZE * DEEP_PAGE_HOPS - 1
         ]
         deep_endpoint = _endpoint(client, deep_url, token)
-        deep_raw = _raw_page(organization, before=last_before.created_at)
+        deep_raw = RawPage(organization, before=last_before.created_at)
         _same_page(deep_endpoint, deep_raw)
         cases += [
             Case(deep, "deep_raw_sql", "raw SQL (baseline)", deep_raw),

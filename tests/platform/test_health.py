@@ -60,7 +60,6 @@ def test_readyz_names_an_unreachable_database_while_healthz_stays_ok(client, tmp
         ready = client.get("/readyz")
         alive = client.get("/healthz")
 
-    print(ready.json())
     assert ready.status_code == 503
     body = ready.json()
     assert body["status"] == "not_ready"
@@ -75,7 +74,6 @@ def test_readyz_names_an_unreachable_redis_broker(db, client, settings):
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
 
     response = client.get("/readyz")
-    print(response.json())
 
     assert response.status_code == 503
     body = response.json()
