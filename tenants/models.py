@@ -209,6 +209,9 @@ class AuditManager(TenantManager["AuditEntry"]):
     def for_organization(self, organization: Organization) -> AuditQuerySet:
         return AuditQuerySet(self.model, using=self._db).filter(organization=organization)
 
+    def unscoped_dangerously(self) -> AuditQuerySet:
+        return AuditQuerySet(self.model, using=self._db)
+
 
 class AuditEntry(TenantOwned):
     """Who did what to which object, before and after. Append-only (and a trigger on PostgreSQL).
@@ -247,7 +250,8 @@ class AuditEntry(TenantOwned):
         return f"{self.actor_label} {self.action} {self.object_type}:{self.object_id}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
+        # An instance built with an existing id would otherwise UPDATE that entry in place.
+        if not self._state.adding or self.pk is not None:
             raise AppendOnlyError("the audit log is append-only")
         super().save(*args, **kwargs)
 

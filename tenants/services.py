@@ -87,6 +87,13 @@ def _require_may_assign(actor: Actor, role: str) -> None:
         )
 
 
+def _require_owner_to_touch_owner(actor: Actor) -> None:
+    if actor.role != Role.OWNER:
+        raise DomainError(
+            "role_not_assignable", _("Only an owner can change or remove another owner.")
+        )
+
+
 @transaction.atomic
 def invite_member(
     actor: Actor,
@@ -247,9 +254,9 @@ def _guard_last_owner(membership: Membership, new_role: str | None) -> None:
 
 @transaction.atomic
 def change_member_role(actor: Actor, membership: Membership, role: str) -> Membership:
-    _require_may_assign(actor, role)
     if membership.role == Role.OWNER:
-        _require_may_assign(actor, Role.OWNER)
+        _require_owner_to_touch_owner(actor)
+    _require_may_assign(actor, role)
     _guard_last_owner(membership, role)
     before = audit.snapshot(membership)
     membership.role = role
@@ -268,7 +275,7 @@ def change_member_role(actor: Actor, membership: Membership, role: str) -> Membe
 @transaction.atomic
 def remove_member(actor: Actor, membership: Membership) -> None:
     if membership.role == Role.OWNER:
-        _require_may_assign(actor, Role.OWNER)
+        _require_owner_to_touch_owner(actor)
     _guard_last_owner(membership, None)
     before = audit.snapshot(membership)
     audit.record(actor, membership.organization, "membership.delete", membership, before=before)

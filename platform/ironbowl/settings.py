@@ -210,6 +210,9 @@ REST_FRAMEWORK = {
         "anonymous": "60/minute",
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles key anonymous callers on REMOTE_ADDR only: a client-sent X-Forwarded-For would
+    # otherwise give each login attempt a fresh budget. Trusted proxies are the ASGI server's job.
+    "NUM_PROXIES": 0,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -262,3 +265,6 @@ from ironbowl.logging import configure_logging  # noqa: E402  (needs the values 
 LOGGING = configure_logging(CONFIG.LOG_LEVEL, CONFIG.LOG_FORMAT)
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = True
+# The ingress's X-Request-ID (or the client's) names the request in the logs, as it does in the
+# audit log (tenants.audit.Actor.request_id): one id leads from an audit entry to its logs.
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True

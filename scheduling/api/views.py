@@ -49,6 +49,9 @@ class StationViewSet(
     def check_object_permissions(self, request: Request, obj: Any) -> None:
         super().check_object_permissions(request, obj)
         if self.action == "partial_update" and not self._may_operate(obj):
+            if self.membership is None or self.membership.role != Role.OPERATOR:
+                # A grant would not help an analyst or a key: name the role or missing scope.
+                raise exceptions.PermissionDenied(self._denial(P.STATIONS_OPERATE))
             raise exceptions.PermissionDenied(
                 _("You do not operate this station. Ask an administrator to grant it to you.")
             )

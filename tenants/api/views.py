@@ -28,9 +28,8 @@ from tenants.roles import Role
 
 def _request_id(request: Request) -> str:
     # The same source as OrganizationScoped.actor: the caller's header, else the logged id.
-    return request.META.get("HTTP_X_REQUEST_ID", "") or structlog.contextvars.get_contextvars().get(
-        "request_id", ""
-    )
+    request_id = request.META.get("HTTP_X_REQUEST_ID", "")
+    return str(request_id or structlog.contextvars.get_contextvars().get("request_id", ""))
 
 
 def _user(request: Request) -> User:
@@ -108,7 +107,9 @@ class OrganizationListView(APIView):
         payload = serializers.OrganizationCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         actor = Actor(
-            user=owner, role=Role.OWNER, ip_address=request.META.get("REMOTE_ADDR"),
+            user=owner,
+            role=Role.OWNER,
+            ip_address=request.META.get("REMOTE_ADDR"),
             request_id=_request_id(request),
         )
         organization = services.create_organization(

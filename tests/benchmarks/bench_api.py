@@ -206,8 +206,8 @@ class RawPage:
             return rows
 
     def plan(self) -> list[str]:
-        """The database's plan for the query: it should walk the (organization, created_at)
-        index and stop after one page, whatever the number of rows."""
+        """The database's plan for the query. With many rows it should walk the
+        (organization, created_at) index backwards and stop after one page."""
         explain = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
         with connection.cursor() as cursor:
             cursor.execute(explain + self.sql, self.params)
@@ -328,6 +328,7 @@ def run(*, iterations: int, warmup: int) -> BenchmarkSection:
     client = Client()
     results: list[dict[str, Any]] = []
     endpoint_sql: dict[str, list[str]] = {}
+    plans: dict[str, list[str]] = {}
     inserted = 0
     for rows in SIZES:
         _insert_stations(organization, inserted, rows - inserted, clock)
@@ -337,6 +338,7 @@ def run(*, iterations: int, warmup: int) -> BenchmarkSection:
             capture_queries(case)
         measure_interleaved(cases, iterations=iterations, warmup=warmup)
         endpoint_sql[str(rows)] = next(c.queries for c in cases if c.name == "endpoint")
+        plans[str(rows)] = RawPage(organization).plan()
         results += _records(cases, rows)
     data = {
         "endpoint": "GET /api/v1/orgs/{org}/stations/",
@@ -348,6 +350,7 @@ def run(*, iterations: int, warmup: int) -> BenchmarkSection:
         "warmup": warmup,
         "measurements": results,
         "endpoint_queries": endpoint_sql,
+        "first_page_query_plans": plans,
     }
     return BenchmarkSection(
         name="organization_list",
@@ -433,6 +436,9 @@ def _markdown(data: dict[str, Any]) -> str:
     for rows, queries in data["endpoint_queries"].items():
         lines.append(f"- {int(rows):,} rows: {len(queries)}")
         lines += [f"  - `{_shorten(sql)}`" for sql in queries]
+    lines += ["", "The database's plan for the first page's query:"]
+    for rows, plan in data["first_page_query_plans"].items():
+        lines += ["", f"{int(rows):,} rows:", "", "```", *plan, "```"]
     return "\n".join(lines)
 
 

@@ -20,7 +20,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.benchmarks.bench_api import BenchmarkSection
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DATABASE_SUFFIX = "_bench"
@@ -132,7 +135,7 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def render_markdown(environment: dict[str, Any], sections: list[Any]) -> str:
+def render_markdown(environment: dict[str, Any], sections: list[BenchmarkSection]) -> str:
     env = environment
     lines = [
         "# Ironbowl benchmarks",
@@ -143,8 +146,9 @@ def render_markdown(environment: dict[str, Any], sections: list[Any]) -> str:
         f"- machine: {env['cpu_count']} CPUs ({env['cpus_usable']} usable), "
         f"{env['cpu_model'] or 'unknown model'}, {env['os']}",
         "",
-        "Absolute times depend on the machine; compare ratios across machines, and absolute "
-        "figures only between reports from the same machine. See tests/benchmarks/README.md.",
+        "Absolute times depend on the machine and on what else it runs: compare them only "
+        "between reports from the same machine. Ratios to a baseline measured in the same run "
+        "travel better. How to read this: tests/benchmarks/README.md.",
     ]
     for number, section in enumerate(sections, start=1):
         lines += ["", f"## {number}. {section.title}", "", section.markdown]
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=500, help="timed calls per case")
     parser.add_argument("--warmup", type=int, default=50, help="untimed calls per case first")
-    parser.add_argument("--output", type=Path, default=Path("bench-report"))
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-report")
     options = parser.parse_args(argv)
     if options.iterations < 2:
         parser.error("--iterations must be at least 2 (p99 needs samples)")

@@ -30,7 +30,9 @@ def stations_url(organization) -> str:
 # --- the API speaks Chinese when asked ------------------------------------------------------
 
 
-def test_role_denial_is_translated_with_role_and_permission_names(org_a, member_factory, client_for):
+def test_role_denial_is_translated_with_role_and_permission_names(
+    org_a, member_factory, client_for
+):
     analyst = client_for(member_factory(org_a, Role.ANALYST))
     payload = {"name": "Health live room", "kind": "live_room"}
 
@@ -38,7 +40,9 @@ def test_role_denial_is_translated_with_role_and_permission_names(org_a, member_
     english = analyst.post(stations_url(org_a), payload, format="json")
 
     assert chinese.status_code == english.status_code == 403
-    assert chinese.json()["detail"] == "您的角色（分析师）无权执行此操作：需要“创建、删除和分配工位”权限。"
+    assert chinese.json()["detail"] == (
+        "您的角色（分析师）无权执行此操作：需要“创建、删除和分配工位”权限。"
+    )
     assert english.json()["detail"] == (
         "Your role (Analyst) does not allow this: it needs Create, delete and assign stations."
     )
@@ -62,7 +66,7 @@ def test_domain_error_is_translated(org_a, api_a):
 def test_validation_errors_are_translated(org_a, api_a):
     response = api_a.post(
         stations_url(org_a),
-        {"name": "Kiosk", "kind": "lobby_kiosk", "colour": "red"},
+        {"name": "Kiosk", "kind": "kiosk", "colour": "red"},
         format="json",
         **ZH,
     )
@@ -222,7 +226,10 @@ def _source_files() -> list[str]:
     # The files makemessages reads: everything of ours, not the tests or ignored folders.
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return sorted(
         name for name in set(listed) if not name.startswith("tests/") and (REPO / name).exists()
@@ -237,11 +244,24 @@ def test_every_message_in_the_code_is_in_the_catalogue(catalogue):
         pytest.skip("xgettext or git is not installed")
     # The same extraction as `manage.py makemessages` (django/core/management/commands).
     extracted = subprocess.run(
-        [xgettext, "--language=Python", "--from-code=UTF-8", "--output=-",
-         "--keyword=gettext_noop", "--keyword=gettext_lazy", "--keyword=ngettext_lazy:1,2",
-         "--keyword=pgettext:1c,2", "--keyword=npgettext:1c,2,3", "--keyword=pgettext_lazy:1c,2",
-         "--keyword=npgettext_lazy:1c,2,3", *_source_files()],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        [
+            xgettext,
+            "--language=Python",
+            "--from-code=UTF-8",
+            "--output=-",
+            "--keyword=gettext_noop",
+            "--keyword=gettext_lazy",
+            "--keyword=ngettext_lazy:1,2",
+            "--keyword=pgettext:1c,2",
+            "--keyword=npgettext:1c,2,3",
+            "--keyword=pgettext_lazy:1c,2",
+            "--keyword=npgettext_lazy:1c,2,3",
+            *_source_files(),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     in_code = {(entry.msgctxt, entry.msgid) for entry in parse_po(extracted) if entry.msgid}
     in_catalogue = {(entry.msgctxt, entry.msgid) for entry in messages(catalogue)}

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -69,6 +70,13 @@ def test_serve_runs_the_product_and_stops_everything_on_ctrl_c(embedded_env):
         cwd=REPO, env=embedded_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(serve.stdout), daemon=True)
+    reader.start()
+
+    def printed(text: str) -> bool:
+        return any(text in line for line in list(lines))
+
     try:
         deadline = time.monotonic() + 60
         status = 0
@@ -87,13 +95,23 @@ def test_serve_runs_the_product_and_stops_everything_on_ctrl_c(embedded_env):
         # A foreign Host header is refused for the app but not for probes.
         assert _get(f"http://127.0.0.1:{port}/healthz", Host="10.0.0.7:8000")[0] == 200
         assert _get(f"http://127.0.0.1:{port}/api/v1/me/", Host="evil.example")[0] == 400
+        # The worker and beat are real processes: wait until they say they are up.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            printed(" ready.") and printed("beat: Starting")
+        ):
+            time.sleep(0.2)
+        assert printed(" ready."), "the Celery worker never became ready"
+        assert printed("beat: Starting"), "beat never started"
     finally:
         serve.send_signal(signal.SIGINT)
-        output, _ = serve.communicate(timeout=60)
+        serve.wait(timeout=60)
+        reader.join(timeout=10)
+        serve.stdout.close()
+    output = "".join(lines)
     assert serve.returncode == 0, output
     assert "Ironbowl is starting at" in output
     assert "password for all: ironbowl-demo" in output
-    assert "worker@" in output and "beat: Starting" in output
     assert "Stopped." in output
     # No process of the group is left behind.
     with pytest.raises(ProcessLookupError):

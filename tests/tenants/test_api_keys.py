@@ -29,7 +29,9 @@ def _rows_apart_from_key_use() -> dict[str, list[tuple[object, ...]]]:
     """The database, minus `last_used_at`: using a key is recorded even when it is refused."""
     rows = database_rows()
     rows["tenants.ApiKey"] = list(
-        ApiKey.objects.unscoped_dangerously().order_by("pk").values_list("pk", "revoked_at", "scopes")
+        ApiKey.objects.unscoped_dangerously()
+        .order_by("pk")
+        .values_list("pk", "revoked_at", "scopes")
     )
     return rows
 
@@ -227,13 +229,18 @@ def test_a_key_with_every_allowed_scope_still_cannot_manage_members_or_keys(org_
     machine = _machine(token)
     before = _rows_apart_from_key_use()
     attempts = [
-        machine.patch(f"/api/v1/orgs/{org_a.slug}/members/{analyst.pk}/", {"role": "admin"},
-                      format="json"),
+        machine.patch(
+            f"/api/v1/orgs/{org_a.slug}/members/{analyst.pk}/", {"role": "admin"}, format="json"
+        ),
         machine.delete(f"/api/v1/orgs/{org_a.slug}/members/{analyst.pk}/"),
-        machine.post(f"/api/v1/orgs/{org_a.slug}/invitations/",
-                     {"email": "bot@example.org", "role": "owner"}, format="json"),
-        machine.post(_keys_url(org_a), {"name": "child", "scopes": ["stations.view"]},
-                     format="json"),
+        machine.post(
+            f"/api/v1/orgs/{org_a.slug}/invitations/",
+            {"email": "bot@example.org", "role": "owner"},
+            format="json",
+        ),
+        machine.post(
+            _keys_url(org_a), {"name": "child", "scopes": ["stations.view"]}, format="json"
+        ),
         machine.get(_keys_url(org_a)),
         machine.post(_keys_url(org_a, key.pk, "revoke")),
         machine.patch(f"/api/v1/orgs/{org_a.slug}/", {"name": "Bot Hospital"}, format="json"),
@@ -253,11 +260,13 @@ def test_a_key_is_not_a_person(org_a, path):
 
 
 def test_creating_a_key_is_audited_without_its_secret(api_a, org_a, owner_a):
-    response = api_a.post(_keys_url(org_a), {"name": "ci", "scopes": ["stations.view"]},
-                          format="json")
+    response = api_a.post(
+        _keys_url(org_a), {"name": "ci", "scopes": ["stations.view"]}, format="json"
+    )
     token = response.json()["token"]
     entry = AuditEntry.objects.for_organization(org_a).get(action="api_key.create")
     assert entry.actor_label == owner_a.user.email
+    assert entry.after is not None
     assert entry.after["scopes"] == ["stations.view"]
     assert "key_hash" not in entry.after
     assert token not in str(entry.after)

@@ -50,10 +50,14 @@ def test_an_invitation_shows_its_token_once(api_a, org_a):
     token = body["token"]
     stored = Invitation.objects.for_organization(org_a).get(pk=body["id"])
     assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest()
-    for response in (api_a.get(_invitations_url(org_a)), api_a.get(_invitations_url(org_a, body["id"]))):
+    for response in (
+        api_a.get(_invitations_url(org_a)),
+        api_a.get(_invitations_url(org_a, body["id"])),
+    ):
         assert response.status_code == 200
         assert token not in response.content.decode()
     entry = AuditEntry.objects.for_organization(org_a).get(action="invitation.create")
+    assert entry.after is not None
     assert "token_hash" not in entry.after
     assert entry.after["email"] == "nurse@example.org"
 
@@ -82,6 +86,7 @@ def test_the_invited_person_accepts_and_becomes_a_member(org_a, owner_a):
         assert entry.request_id == "req-42"
     created = entries.get(action="membership.create")
     assert created.object_id == str(membership.pk)
+    assert created.after is not None
     assert created.after["role"] == "operator"
 
     # The new member now sees the organization.
@@ -250,11 +255,13 @@ def test_expire_invitations_marks_only_past_pending_ones(org_a, org_b, run):
     past_b = factories.InvitationFactory(organization=org_b, expires_at=now - dt.timedelta(days=3))
     future = factories.InvitationFactory(organization=org_a, expires_at=now + dt.timedelta(days=1))
     accepted = factories.InvitationFactory(
-        organization=org_a, expires_at=now - dt.timedelta(hours=1),
+        organization=org_a,
+        expires_at=now - dt.timedelta(hours=1),
         status=InvitationStatus.ACCEPTED,
     )
     revoked = factories.InvitationFactory(
-        organization=org_a, expires_at=now - dt.timedelta(hours=1),
+        organization=org_a,
+        expires_at=now - dt.timedelta(hours=1),
         status=InvitationStatus.REVOKED,
     )
     assert run() == 2

@@ -1,0 +1,480 @@
+"""Walks the organization API's routes and builds each organization's objects to probe them with.
+
+Shared by the isolation, schema fuzz and query-count tests. The registries below are the one place
+a new endpoint's model or URL argument must be taught to the tests; a route whose model or URL
+argument is missing makes the isolation test fail with a message saying what to add, so a new
+endpoint cannot silently escape the cross-organization probes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.apps import apps
+from django.db import models
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+from django_filters import filters as django_filters
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework import serializers
+from rest_framework.schemas.generators import EndpointEnumerator
+
+from scheduling import services as scheduling_services
+from scheduling.models import Station
+from tenants.audit import SYSTEM
+from tenants.models import ApiKey, AuditEntry, Invitation, Membership, Organization
+from tenants.roles import Role
+from tests import factories
+
+ORG_ROUTE_PREFIX = "api/v1/orgs/<slug:org>/"
+BODY_METHODS = ("post", "put", "patch")
+EVERY_METHOD = ("get", "post", "put", "patch", "delete", "head", "options")
+
+
+# --- Registries: teach the tests about a new model or URL argument here. ---------------------------
+
+
+def _member(organization: Organization) -> Membership:
+    return factories.MembershipFactory(organization=organization, role=Role.ANALYST)
+
+
+def _invitation(organization: Organization) -> Invitation:
+    return factories.InvitationFactory(organization=organization)
+
+
+def _api_key(organization: Organization) -> ApiKey:
+    return factories.make_api_key(organization)[0]
+
+
+def _audit_entry(organization: Organization) -> AuditEntry:
+    return factories.AuditEntryFactory(organization=organization)
+
+
+def _station(organization: Organization) -> Station:
+    return factories.StationFactory(organization=organization)
+
+
+# model -> makes one row of that model in the given organization
+OBJECT_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] = {
+    Organization: lambda organization: organization,
+    Membership: _member,
+    Invitation: _invitation,
+    ApiKey: _api_key,
+    AuditEntry: _audit_entry,
+    Station: _station,
+}
+
+
+def _granted_operator(world: World) -> models.Model:
+    station = world.objects[Station]
+    assert isinstance(station, Station)
+    operator = factories.MembershipFactory(organization=world.organization, role=Role.OPERATOR)
+    return scheduling_services.grant_station_operator(SYSTEM, station, operator)
+
+
+@dataclasses.dataclass(frozen=True)
+class UrlKwarg:
+    model: type[models.Model]
+    make: Callable[[World], models.Model]
+
+
+# URL argument (other than `org` and the view's lookup) -> the row it names, given the org's objects
+URL_KWARG_MAKERS: dict[str, UrlKwarg] = {
+    "member_id": UrlKwarg(Membership, _granted_operator),
+}
+
+
+# --- Routes -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class OrgRoute:
+    """One URL pattern under /api/v1/orgs/<org>/ and the view behind it."""
+
+    name: str | None
+    regex_text: str
+    callback: Any
+    kwarg_names: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return self.name or self.regex_text
+
+    @property
+    def view_class(self) -> Any:
+        return self.callback.cls
+
+    @property
+    def actions(self) -> dict[str, str]:
+        """HTTP method -> viewset action; for a plain APIView, method -> method."""
+        cls = self.view_class
+        mapping = getattr(self.callback, "actions", None)
+        if mapping is None:
+            mapping = {m: m for m in cls.http_method_names if m != "options" and hasattr(cls, m)}
+        return {m: a for m, a in mapping.items() if m in cls.http_method_names}
+
+    @property
+    def methods(self) -> list[str]:
+        """The methods the route answers, HEAD and OPTIONS included."""
+        methods = list(self.actions)
+        allowed = self.view_class.http_method_names
+        if "get" in methods and "head" in allowed and "head" not in methods:
+            methods.append("head")
+        if "options" in allowed:
+            methods.append("options")
+        return methods
+
+    @property
+    def model(self) -> type[models.Model]:
+        # A view without a model (an APIView of the organization itself) acts on the organization.
+        return getattr(self.view_class, "model", Organization)  # type: ignore[no-any-return]
+
+    @property
+    def lookup_kwarg(self) -> str:
+        cls = self.view_class
+        return getattr(cls, "lookup_url_kwarg", None) or getattr(cls, "lookup_field", "pk")
+
+    @property
+    def object_kwargs(self) -> tuple[str, ...]:
+        return tuple(name for name in self.kwarg_names if name != "org")
+
+    @property
+    def is_list(self) -> bool:
+        return self.actions.get("get") == "list"
+
+    @property
+    def openapi_path(self) -> str:
+        path = EndpointEnumerator().get_path_from_regex(self.regex_text)
+        return path.replace("{pk}", "{id}")
+
+    def path(self, org_slug: str, **kwargs: str) -> str:
+        return reverse(self.name, kwargs={"org": org_slug, **kwargs})
+
+    def request_serializer(self, method: str) -> serializers.Serializer[Any] | None:
+        """The serializer of the request body, as the OpenAPI schema sees it (None if none)."""
+        if method not in BODY_METHODS or method not in self.actions:
+            return None
+        view = _SCHEMA_GENERATOR.create_view(self.callback, method.upper())
+        schema = view.schema
+        schema.method = method.upper()
+        schema.path = self.openapi_path
+        found = schema.get_request_serializer()
+        if isinstance(found, dict):  # per media type
+            found = next(iter(found.values()), None)
+        if isinstance(found, type):
+            found = found()
+        return found if isinstance(found, serializers.BaseSerializer) else None
+
+
+# Views made by a generator refer back to it weakly: keep one alive.
+_SCHEMA_GENERATOR = SchemaGenerator()
+
+
+def _walk(patterns: list[Any], prefix: str, kwargs: tuple[str, ...]) -> Iterator[OrgRoute]:
+    for pattern in patterns:
+        regex_text = prefix + str(pattern.pattern)
+        names = kwargs + tuple(pattern.pattern.regex.groupindex)
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, regex_text, names)
+        elif isinstance(pattern, URLPattern) and regex_text.startswith(ORG_ROUTE_PREFIX):
+            yield OrgRoute(pattern.name, regex_text, pattern.callback, names)
+
+
+def org_routes() -> list[OrgRoute]:
+    """Every route under /api/v1/orgs/<org>/, found by walking the URL configuration."""
+    return list(_walk(get_resolver().url_patterns, "", ()))
+
+
+def missing_registrations(route: OrgRoute) -> list[str]:
+    """What a developer must add before the route can be probed; empty when nothing is missing."""
+    problems = []
+    where = "tests/api/isolation.py"
+    if route.name is None:
+        problems.append(f"{route.regex_text}: give the route a name so tests can reverse it")
+    if route.model not in OBJECT_MAKERS:
+        problems.append(
+            f"{route}: no way to create a {route.model.__name__} for the isolation probes; "
+            f"add it to OBJECT_MAKERS in {where}"
+        )
+    for name in route.object_kwargs:
+        if name != route.lookup_kwarg and name not in URL_KWARG_MAKERS:
+            problems.append(
+                f"{route}: URL argument {name!r} is unknown to the isolation probes; "
+                f"add it to URL_KWARG_MAKERS in {where}"
+            )
+    return problems
+
+
+# --- Each organization's objects ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class World:
+    """One organization with one object of every registered model and every URL argument."""
+
+    organization: Organization
+    objects: dict[type[models.Model], models.Model] = dataclasses.field(default_factory=dict)
+    url_values: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def id_of(self, model: type[models.Model]) -> str:
+        return str(self.objects[model].pk)
+
+    def url_kwargs(self, route: OrgRoute) -> dict[str, str]:
+        return {
+            name: self.id_of(route.model) if name == route.lookup_kwarg else self.url_values[name]
+            for name in route.object_kwargs
+        }
+
+
+def build_world(organization: Organization) -> World:
+    world = World(organization)
+    for model, make in OBJECT_MAKERS.items():
+        world.objects[model] = make(organization)
+    for name, kwarg in URL_KWARG_MAKERS.items():
+        world.url_values[name] = str(kwarg.make(world).pk)
+    return world
+
+
+def nonexistent_id(model: type[models.Model]) -> str:
+    """An id of the model's type that names no row."""
+    if isinstance(model._meta.pk, models.UUIDField):
+        return str(uuid.uuid4())
+    return str(2**53 - 111)
+
+
+def kwarg_model(route: OrgRoute, name: str) -> type[models.Model] | None:
+    """The model a URL argument names, when the tests know it (used to pick a missing id)."""
+    if name == route.lookup_kwarg:
+        return route.model
+    kwarg = URL_KWARG_MAKERS.get(name)
+    return kwarg.model if kwarg is not None else None
+
+
+# --- Request payloads -----------------------------------------------------------------------------
+
+
+class UnsupportedField(LookupError):
+    """A serializer field type the payload builder does not know; teach `example_value`."""
+
+
+def related_model(field: serializers.Field[Any, Any, Any, Any]) -> type[models.Model] | None:
+    """The model a foreign-key field of a payload points at (None for other fields)."""
+    if isinstance(field, serializers.ManyRelatedField):
+        field = field.child_relation
+    if isinstance(field, serializers.RelatedField):
+        model = getattr(field, "model", None) or getattr(field.queryset, "model", None)
+        return model  # type: ignore[no-any-return]
+    return None
+
+
+def example_value(field: Any, related_id: Callable[[type[models.Model]], str]) -> Any:  # noqa: C901
+    s = serializers
+    if isinstance(field, s.ManyRelatedField | s.RelatedField):
+        if isinstance(field, s.RelatedField) and not isinstance(field, s.PrimaryKeyRelatedField):
+            raise UnsupportedField(type(field).__name__)
+        value = related_id(related_model(field))  # type: ignore[arg-type]
+        return [value] if isinstance(field, s.ManyRelatedField) else value
+    if isinstance(field, s.BaseSerializer):
+        if isinstance(field, s.ListSerializer):
+            return [example_value(field.child, related_id)]
+        return example_payload(field, related_id)
+    if isinstance(field, s.MultipleChoiceField):
+        return [next(iter(field.choices))]
+    if isinstance(field, s.ChoiceField):
+        return next(iter(field.choices))
+    if isinstance(field, s.IntegerField):
+        return max(field.min_value or 1, 1)
+    simple: list[tuple[type[Any], Any]] = [
+        (s.BooleanField, True),
+        (s.EmailField, "probe@example.org"),
+        (s.URLField, "https://example.org/probe"),
+        (s.SlugField, "probe"),
+        (s.UUIDField, str(uuid.uuid4())),
+        (s.IPAddressField, "192.0.2.1"),
+        (s.CharField, f"Probe {uuid.uuid4().hex[:8]}"),
+        (s.FloatField, 1.0),
+        (s.DecimalField, "1"),
+        (s.DateTimeField, timezone.now().isoformat()),
+        (s.DateField, timezone.now().date().isoformat()),
+        (s.TimeField, "12:00:00"),
+        (s.DurationField, "01:00:00"),
+        (s.DictField, {}),
+        (s.JSONField, {}),
+    ]
+    for field_type, value in simple:
+        if isinstance(field, field_type):
+            max_length = getattr(field, "max_length", None)
+            return value[:max_length] if isinstance(value, str) and max_length else value
+    if isinstance(field, s.ListField):
+        return [example_value(field.child, related_id)]
+    raise UnsupportedField(type(field).__name__)
+
+
+def example_payload(
+    serializer: serializers.BaseSerializer[Any], related_id: Callable[[type[models.Model]], str]
+) -> dict[str, Any]:
+    """A plausible, valid-looking body for the serializer; foreign keys from `related_id`."""
+    payload = {}
+    for name, field in serializer.fields.items():  # type: ignore[attr-defined]
+        if field.read_only or isinstance(field, serializers.HiddenField):
+            continue
+        try:
+            payload[name] = example_value(field, related_id)
+        except UnsupportedField as error:
+            raise UnsupportedField(
+                f"{type(serializer).__name__}.{name} is a {error}: teach example_value in "
+                "tests/api/isolation.py to make one"
+            ) from None
+    return payload
+
+
+# --- Filters --------------------------------------------------------------------------------------
+
+
+class _FakeRequest:
+    def __init__(self, organization: Organization) -> None:
+        self.organization = organization
+
+
+def id_filters(route: OrgRoute, organization: Organization) -> dict[str, type[models.Model]]:
+    """The list's filters that take an object id, with the model each id names."""
+    filterset_class = getattr(route.view_class, "filterset_class", None)
+    if filterset_class is None:
+        return {}
+    found: dict[str, type[models.Model]] = {}
+    for name, filter_ in filterset_class.base_filters.items():
+        model: type[models.Model] | None = None
+        if isinstance(filter_, django_filters.QuerySetRequestMixin):
+            queryset = filter_.queryset
+            if callable(queryset):
+                queryset = queryset(_FakeRequest(organization))
+            model = getattr(queryset, "model", None)
+        else:
+            field_name = (filter_.field_name or name).split("__")[0]
+            filtered: type[models.Model] = filterset_class._meta.model
+            try:
+                model_field = filtered._meta.get_field(field_name)
+            except Exception:  # noqa: BLE001 - not a model field: a computed filter
+                model_field = None
+            if model_field is not None and model_field.is_relation:
+                model = model_field.related_model  # type: ignore[assignment]
+        if model is not None:
+            found[name] = model
+    return found
+
+
+# --- Responses and stored rows --------------------------------------------------------------------
+
+
+def body_of(response: Any) -> Any:
+    if not response.content:
+        return None
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return response.content.decode("utf-8", "replace")
+
+
+def normalised(body: Any, ids: list[str]) -> str:
+    """The body as JSON text with each of the given ids replaced by a placeholder."""
+    text = json.dumps(body, sort_keys=True)
+    for value in ids:
+        text = re.sub(rf"(?<![\w-]){re.escape(value)}(?![\w-])", "<id>", text)
+    return text
+
+
+def scalars(body: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]]:
+    """Every (key, value) leaf of a JSON body."""
+    if isinstance(body, dict):
+        for child_key, value in body.items():
+            yield from scalars(value, child_key)
+    elif isinstance(body, list):
+        for value in body:
+            yield from scalars(value, key)
+    else:
+        yield key, body
+
+
+def _manager(model: type[models.Model]) -> Any:
+    manager: Any = model._default_manager
+    unscoped = getattr(manager, "unscoped_dangerously", None)
+    return unscoped() if unscoped is not None else model._base_manager.all()
+
+
+def _owned_by(model: type[models.Model]) -> str | None:
+    """The lookup from the model to its organization, for tenant rows and rows hanging off them."""
+    for field in model._meta.concrete_fields:
+        if field.is_relation and field.related_model is Organization:
+            return field.name
+    for field in model._meta.concrete_fields:
+        if field.is_relation and field.related_model is not None:
+            target = field.related_model
+            if any(
+                f.is_relation and f.related_model is Organization
+                for f in target._meta.concrete_fields  # type: ignore[union-attr]
+            ):
+                return f"{field.name}__organization"
+    return None
+
+
+def _row(obj: models.Model) -> dict[str, Any]:
+    # Every concrete column: model_to_dict alone would skip non-editable ones like updated_at.
+    return {field.attname: getattr(obj, field.attname) for field in obj._meta.concrete_fields}
+
+
+def organization_rows(organization: Organization) -> dict[str, list[dict[str, Any]]]:
+    """Every stored row of the organization, the rows they point at, and the organization itself.
+
+    Read with the unscoped managers, column by column, to compare before and after probes.
+    """
+    rows: dict[str, list[dict[str, Any]]] = {
+        "tenants.organization": [_row(Organization.objects.get(pk=organization.pk))]
+    }
+    pointed_at: dict[type[models.Model], set[Any]] = {}
+    for model in apps.get_models():
+        lookup = _owned_by(model)
+        if lookup is None or model is Organization:
+            continue
+        objects = list(_manager(model).filter(**{lookup: organization}).order_by("pk"))
+        rows[model._meta.label_lower] = [_row(obj) for obj in objects]
+        for field in model._meta.concrete_fields:
+            target = field.related_model
+            if field.is_relation and target is not None and target is not Organization:
+                values = {getattr(obj, field.attname) for obj in objects} - {None}
+                pointed_at.setdefault(target, set()).update(values)  # type: ignore[arg-type]
+    for model, pks in pointed_at.items():
+        if _owned_by(model) is None:
+            objects = _manager(model).filter(pk__in=pks).order_by("pk")
+            rows[f"{model._meta.label_lower} (referenced)"] = [_row(obj) for obj in objects]
+    return rows
+
+
+def organization_markers(rows: dict[str, list[dict[str, Any]]]) -> tuple[set[str], set[str]]:
+    """(uuid and slug markers found anywhere, integer ids found under an `id` key) of the rows."""
+    organization = rows["tenants.organization"][0]
+    anywhere = {str(organization["id"]), organization["slug"]}
+    integer_ids: set[str] = set()
+    for label, table in rows.items():
+        if "(referenced)" in label:
+            continue
+        for row in table:
+            value = row["id"]
+            (anywhere if isinstance(value, uuid.UUID) else integer_ids).add(str(value))
+    return anywhere, integer_ids
+
+
+def leaked(body: Any, markers: tuple[set[str], set[str]]) -> set[str]:
+    """The markers of another organization that appear in a response body."""
+    anywhere, integer_ids = markers
+    found = set()
+    for key, value in scalars(body):
+        text = str(value)
+        found |= {marker for marker in anywhere if marker == text or marker in text.split()}
+        found |= {marker for marker in anywhere if len(marker) == 36 and marker in text}
+        if key == "id" and text in integer_ids:
+            found.add(text)
+    return found

@@ -1,0 +1,181 @@
+"""The organization activity websocket, through the real ASGI application and channel layer.
+
+Sockets authenticate with a real session cookie (as the console's browser does); stations are
+created through the HTTP API. Each test runs on the in-memory layer and, where REDIS_URL is set,
+on channels-redis. The socket is driven like channels.testing.WebsocketCommunicator does, on
+asgiref's communicator: importing channels.testing needs daphne, which Ironbowl does not use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connections
+from django.test import Client
+
+from ironbowl.asgi import application
+from ironbowl.realtime import NOT_FOUND
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the consumer reads from other threads
+
+ORIGIN = (b"origin", b"http://testserver")
+
+
+def layer_settings(kind: str) -> dict[str, Any]:
+    if kind == "in-memory":
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but REDIS_URL is empty")
+        pytest.skip("REDIS_URL is not set")
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": "ironbowl-test"},
+        }
+    }
+
+
+@pytest.fixture(params=["in-memory", "redis"])
+async def channel_layer(request, settings):
+    settings.CHANNEL_LAYERS = layer_settings(request.param)  # channels resets its layers on this
+    layer = get_channel_layer()
+    yield layer
+    if hasattr(layer, "close_pools"):
+        await layer.close_pools()
+    # The consumer and the API calls ran in asgiref's worker thread: close its connections, or
+    # PostgreSQL refuses to drop the test database at the end of the session.
+    await sync_to_async(connections.close_all)()
+
+
+class Socket(ApplicationCommunicator):
+    """A websocket client speaking ASGI to the application, as a browser's socket would."""
+
+    def __init__(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        scope = {
+            "type": "websocket",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": headers,
+            "subprotocols": [],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        super().__init__(application, scope)
+
+    async def connect(self) -> tuple[bool, int | None]:
+        """(True, None) when accepted; (False, close code) when refused."""
+        await self.send_input({"type": "websocket.connect"})
+        message = await self.receive_output(timeout=5)
+        if message["type"] == "websocket.close":
+            return False, message.get("code", 1000)
+        assert message["type"] == "websocket.accept"
+        return True, None
+
+    async def receive_json(self) -> dict[str, Any]:
+        message = await self.receive_output(timeout=5)
+        assert message["type"] == "websocket.send", message
+        event: dict[str, Any] = json.loads(message["text"])
+        return event
+
+    async def disconnect(self) -> None:
+        await self.send_input({"type": "websocket.disconnect", "code": 1000})
+        await self.wait(timeout=5)
+
+
+def session_cookie(membership) -> bytes:
+    browser = Client()
+    browser.force_login(membership.user)
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={browser.cookies[name].value}".encode()
+
+
+async def open_socket(slug: str, membership=None, origin=ORIGIN):
+    headers = [origin]
+    if membership is not None:
+        headers.append((b"cookie", await sync_to_async(session_cookie)(membership)))
+    socket = Socket(f"/ws/orgs/{slug}/activity/", headers)
+    connected, code = await socket.connect()
+    return socket, connected, code
+
+
+async def create_station(api, organization, name: str) -> str:
+    response = await sync_to_async(api.post)(
+        f"/api/v1/orgs/{organization.slug}/stations/",
+        {"name": name, "kind": "live_room"},
+        format="json",
+    )
+    assert response.status_code == 201
+    return str(response.json()["id"])
+
+
+async def test_member_receives_an_event_when_a_station_is_created(
+    channel_layer, org_a, owner_a, api_a
+):
+    socket, connected, _ = await open_socket(org_a.slug, owner_a)
+    assert connected
+    try:
+        station_id = await create_station(api_a, org_a, "Health live room")
+
+        event = await socket.receive_json()
+    finally:
+        await socket.disconnect()
+
+    assert event["type"] == "activity"
+    assert event["action"] == "station.create"
+    assert event["object_type"] == "scheduling.station"
+    assert event["object_id"] == station_id
+    assert event["actor"] == owner_a.user.email
+
+
+async def test_foreign_unknown_and_anonymous_sockets_are_refused_alike(
+    channel_layer, org_a, owner_b
+):
+    foreign = await open_socket(org_a.slug, owner_b)
+    unknown = await open_socket("no-such-hospital", owner_b)
+    anonymous = await open_socket(org_a.slug)
+
+    for _, connected, code in (foreign, unknown, anonymous):
+        assert not connected
+        assert code == NOT_FOUND == 4404
+
+
+async def test_a_socket_from_a_foreign_site_is_refused(channel_layer, org_a, owner_a):
+    # A page on another site must not open a socket with the member's cookie.
+    _, connected, _ = await open_socket(
+        org_a.slug, owner_a, origin=(b"origin", b"https://evil.example")
+    )
+
+    assert not connected
+
+
+async def test_an_organizations_events_reach_only_its_own_sockets(
+    channel_layer, org_a, org_b, owner_a, owner_b, api_a, api_b
+):
+    socket_a, connected_a, _ = await open_socket(org_a.slug, owner_a)
+    socket_b, connected_b, _ = await open_socket(org_b.slug, owner_b)
+    assert connected_a and connected_b
+    try:
+        station_a = await create_station(api_a, org_a, "Alpha live room")
+        assert (await socket_a.receive_json())["object_id"] == station_a
+        # Had B's socket been given A's event, it would be queued ahead of B's own; and the same
+        # the other way round: each socket's next message is its own organization's.
+        station_b = await create_station(api_b, org_b, "Beta hotline")
+        next_for_b = await socket_b.receive_json()
+        second_a = await create_station(api_a, org_a, "Alpha kiosk")
+        next_for_a = await socket_a.receive_json()
+    finally:
+        await socket_a.disconnect()
+        await socket_b.disconnect()
+
+    assert next_for_b["object_id"] == station_b
+    assert next_for_a["object_id"] == second_a
