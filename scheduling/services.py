@@ -48,14 +48,7 @@ def update_station(actor: Actor, station: Station, **changes: Any) -> Station:
             station.save()
     except IntegrityError:
         raise _name_taken() from None
-    audit.record(
-        actor,
-        station.organization,
-        "station.update",
-        station,
-        before=before,
-        after=audit.snapshot(station),
-    )
+    audit.record_update(actor, station.organization, "station.update", station, before=before)
     return station
 
 

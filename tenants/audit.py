@@ -51,6 +51,21 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+def record_update(
+    actor: Actor,
+    organization: Organization,
+    action: str,
+    obj: models.Model,
+    *,
+    before: dict[str, Any],
+) -> AuditEntry | None:
+    """Audit a change of `obj` from `before`; a change that changed nothing is not recorded."""
+    after = snapshot(obj)
+    if after == before:
+        return None
+    return record(actor, organization, action, obj, before=before, after=after)
+
+
 def record(
     actor: Actor,
     organization: Organization,

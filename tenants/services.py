@@ -67,14 +67,7 @@ def update_organization(actor: Actor, organization: Organization, **changes: Any
             raise DomainError("read_only", _("This field cannot be changed."), field=field)
         setattr(organization, field, value)
     organization.save(update_fields=[*changes.keys()])
-    audit.record(
-        actor,
-        organization,
-        "organization.update",
-        organization,
-        before=before,
-        after=audit.snapshot(organization),
-    )
+    audit.record_update(actor, organization, "organization.update", organization, before=before)
     return organization
 
 
@@ -175,6 +168,12 @@ def accept_invitation(
         .get(pk=invitation.pk)
     )
     organization = invitation.organization
+    if not organization.is_active:
+        raise GoneError(
+            "organization_inactive",
+            _("%(org)s no longer uses Ironbowl; this invitation cannot be accepted.")
+            % {"org": organization.name},
+        )
     if invitation.status == InvitationStatus.REVOKED:
         raise GoneError(
             "invitation_revoked",
@@ -258,9 +257,12 @@ def change_member_role(actor: Actor, membership: Membership, role: str) -> Membe
         _require_owner_to_touch_owner(actor)
     _require_may_assign(actor, role)
     _guard_last_owner(membership, role)
+    if role == membership.role:
+        return membership  # nothing changes, nothing to audit
     before = audit.snapshot(membership)
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
+    signals.membership_role_changed.send(sender=Membership, membership=membership)
     audit.record(
         actor,
         membership.organization,

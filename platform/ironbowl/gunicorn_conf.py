@@ -15,6 +15,9 @@ worker_class = "uvicorn_worker.UvicornWorker"
 graceful_timeout = 30
 timeout = 60
 accesslog = None  # django-structlog logs every request with its id
+# Whose X-Forwarded-For to believe (client addresses feed rate limits and the audit log):
+# set it to the ingress controller's addresses in production.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def on_starting(server: Any) -> None:

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "ironbowl",
     "tenants",
     "scheduling",
+    "avatars",
 ]
 
 MIDDLEWARE = [

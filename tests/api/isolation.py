@@ -271,7 +271,7 @@ def related_model(field: serializers.Field[Any, Any, Any, Any]) -> type[models.M
     return None
 
 
-def example_value(field: Any, related_id: Callable[[type[models.Model]], str]) -> Any:  # noqa: C901
+def example_value(field: Any, related_id: Callable[[type[models.Model]], str]) -> Any:
     s = serializers
     if isinstance(field, s.ManyRelatedField | s.RelatedField):
         if isinstance(field, s.RelatedField) and not isinstance(field, s.PrimaryKeyRelatedField):
@@ -358,7 +358,7 @@ def id_filters(route: OrgRoute, organization: Organization) -> dict[str, type[mo
             filtered: type[models.Model] = filterset_class._meta.model
             try:
                 model_field = filtered._meta.get_field(field_name)
-            except Exception:  # noqa: BLE001 - not a model field: a computed filter
+            except Exception:
                 model_field = None
             if model_field is not None and model_field.is_relation:
                 model = model_field.related_model  # type: ignore[assignment]

@@ -48,7 +48,7 @@ MISSING_ORG = "no-such-organization"
 
 def test_the_walk_finds_every_known_organization_route():
     found = {route.name for route in ROUTES}
-    assert KNOWN_ROUTE_NAMES <= found, f"routes not found by the walk: {KNOWN_ROUTE_NAMES - found}"
+    assert found >= KNOWN_ROUTE_NAMES, f"routes not found by the walk: {KNOWN_ROUTE_NAMES - found}"
     for route in ROUTES:
         assert route.methods, f"{route} answers no method"
 

@@ -196,7 +196,7 @@ def test_revoking_for_another_organizations_member_is_not_found(admin, rooms, or
     assert response.status_code == 404
 
 
-def test_a_demoted_operator_loses_operate_rights_though_the_grant_row_remains(
+def test_a_demoted_operator_loses_operate_rights_and_their_grants(
     admin, api_a, client_for, operator, rooms, org_a
 ):
     _grant(admin, rooms[0], operator)
@@ -207,9 +207,11 @@ def test_a_demoted_operator_loses_operate_rights_though_the_grant_row_remains(
         f"/api/v1/orgs/{org_a.slug}/members/{operator.pk}/", {"role": "analyst"}, format="json"
     )
     assert demoted.status_code == 200, demoted.content
-    assert StationUserObjectPermission.objects.filter(
+    assert not StationUserObjectPermission.objects.filter(
         user=operator.user, content_object=rooms[0]
     ).exists()
+    operators = admin.get(_stations_url(org_a, rooms[0].pk, "operators"))
+    assert operators.json() == []
 
     before = database_rows()
     refused = _change(as_operator, rooms[0], "after demotion")

@@ -22,6 +22,12 @@ class StrictSerializer(serializers.Serializer[Any]):
                 raise serializers.ValidationError(
                     {name: [_("Unknown field.")] for name in unknown}, code="unknown_field"
                 )
+            read_only = sorted(name for name in data if self.fields[name].read_only)
+            if read_only:
+                raise serializers.ValidationError(
+                    {name: [_("This field is read-only.")] for name in read_only},
+                    code="read_only",
+                )
         return super().to_internal_value(data)
 
 
