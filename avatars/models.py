@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -16,7 +17,7 @@ from tenants.models import Organization
 from tenants.scoping import TenantOwned
 
 
-def _uuid() -> models.UUIDField:
+def _uuid() -> models.UUIDField[uuid.UUID, uuid.UUID]:
     return models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
 
 
@@ -279,8 +280,12 @@ class Employment(TenantOwned):
     persona = models.TextField(_("persona instructions"), blank=True)
     persona_reviewed = models.BooleanField(default=False)
     voice = models.JSONField(default=dict, blank=True)
-    knowledge_entries = models.ManyToManyField("KnowledgeEntry", blank=True, related_name="+")
-    knowledge_documents = models.ManyToManyField("KnowledgeDocument", blank=True, related_name="+")
+    knowledge_entries: models.ManyToManyField[KnowledgeEntry, Any] = models.ManyToManyField(
+        "KnowledgeEntry", blank=True, related_name="+"
+    )
+    knowledge_documents: models.ManyToManyField[KnowledgeDocument, Any] = models.ManyToManyField(
+        "KnowledgeDocument", blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -29,6 +29,18 @@ class Permission(models.TextChoices):
     STATIONS_VIEW = "stations.view", _("View stations")
     STATIONS_MANAGE = "stations.manage", _("Create, delete and assign stations")
     STATIONS_OPERATE = "stations.operate", _("Operate every station")
+    MARKET_VIEW = "market.view", _("Browse the talent market")
+    AVATARS_VIEW = "avatars.view", _("View the organization's avatars, builds and consents")
+    AVATARS_MANAGE = "avatars.manage", _("Create avatars, record consent and run builds")
+    UPLOADS_MANAGE = "uploads.manage", _("Upload files")
+    POSITIONS_VIEW = "positions.view", _("View positions")
+    POSITIONS_MANAGE = "positions.manage", _("Create and change positions")
+    EMPLOYMENTS_VIEW = "employments.view", _("View digital employees")
+    EMPLOYMENTS_MANAGE = "employments.manage", _("Hire, onboard, suspend and let go")
+    KNOWLEDGE_VIEW = "knowledge.view", _("Read the knowledge base")
+    KNOWLEDGE_MANAGE = "knowledge.manage", _("Edit the knowledge base")
+    REVIEWS_VIEW = "reviews.view", _("Read performance reviews")
+    REVIEWS_MANAGE = "reviews.manage", _("Write performance reviews")
 
 
 _EVERYONE = frozenset(Role)
@@ -44,6 +56,19 @@ MATRIX: dict[Permission, frozenset[Role]] = {
     Permission.STATIONS_MANAGE: frozenset({Role.OWNER, Role.ADMIN}),
     # Operators operate only the stations they are granted (guardian object permission).
     Permission.STATIONS_OPERATE: frozenset({Role.OWNER, Role.ADMIN}),
+    Permission.MARKET_VIEW: _EVERYONE,
+    Permission.AVATARS_VIEW: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST}),
+    Permission.AVATARS_MANAGE: frozenset({Role.OWNER, Role.ADMIN}),
+    Permission.UPLOADS_MANAGE: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR}),
+    Permission.POSITIONS_VIEW: _EVERYONE,
+    Permission.POSITIONS_MANAGE: frozenset({Role.OWNER, Role.ADMIN}),
+    Permission.EMPLOYMENTS_VIEW: _EVERYONE,
+    Permission.EMPLOYMENTS_MANAGE: frozenset({Role.OWNER, Role.ADMIN}),
+    # Operators keep the service desk's answers current.
+    Permission.KNOWLEDGE_VIEW: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST}),
+    Permission.KNOWLEDGE_MANAGE: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR}),
+    Permission.REVIEWS_VIEW: frozenset({Role.OWNER, Role.ADMIN, Role.ANALYST}),
+    Permission.REVIEWS_MANAGE: frozenset({Role.OWNER, Role.ADMIN, Role.ANALYST}),
 }
 
 # What an API key may be given: machines never manage people or other keys.
@@ -55,6 +80,13 @@ API_KEY_SCOPES: frozenset[Permission] = frozenset(
         Permission.STATIONS_VIEW,
         Permission.STATIONS_MANAGE,
         Permission.STATIONS_OPERATE,
+        Permission.MARKET_VIEW,
+        Permission.AVATARS_VIEW,
+        Permission.POSITIONS_VIEW,
+        Permission.EMPLOYMENTS_VIEW,
+        Permission.KNOWLEDGE_VIEW,
+        Permission.KNOWLEDGE_MANAGE,
+        Permission.UPLOADS_MANAGE,
     }
 )
 

@@ -4,11 +4,16 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from avatars.api.urls import organization_urlpatterns as avatars_org_urls
 from scheduling.api.urls import organization_urlpatterns as scheduling_org_urls
 from tenants.api.urls import account_urlpatterns
 from tenants.api.urls import organization_urlpatterns as tenants_org_urls
 
-organization_urlpatterns: list[URLPattern | URLResolver] = [*tenants_org_urls, *scheduling_org_urls]
+organization_urlpatterns: list[URLPattern | URLResolver] = [
+    *tenants_org_urls,
+    *scheduling_org_urls,
+    *avatars_org_urls,
+]
 
 api_v1: list[URLPattern | URLResolver] = [
     *account_urlpatterns,

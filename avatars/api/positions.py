@@ -1,0 +1,9 @@
+"""Endpoints: positions. (Filled in by the positions slice of the HR domain.)"""
+
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+
+def register(router: SimpleRouter) -> None:
+    """Add this slice's viewsets to the organization router."""
