@@ -8,7 +8,7 @@ from scheduling.models import Station
 from tenants.models import AuditEntry
 from tenants.roles import Role
 from tests import factories
-from tests.tenants.test_bad_input import database_rows
+from tests.support import database_rows
 
 
 def _stations_url(org, *parts: object) -> str:

@@ -16,7 +16,7 @@ from tenants.errors import DomainError
 from tenants.models import ApiKey, AuditEntry
 from tenants.roles import API_KEY_SCOPES, Permission, Role
 from tests import factories
-from tests.tenants.test_bad_input import database_rows
+from tests.support import database_rows
 
 
 def _machine(token: str) -> APIClient:

@@ -7,35 +7,12 @@ broken JSON, a typo'd field, a wrong type, a form post, a body over the limit, a
 from __future__ import annotations
 
 import pytest
-from django.apps import apps
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from scheduling.models import Station
 from tests import factories
-
-# Every table a request to the tenants or stations API could write to.
-WATCHED_MODELS = (
-    "tenants.User",
-    "tenants.Organization",
-    "tenants.Membership",
-    "tenants.Invitation",
-    "tenants.ApiKey",
-    "tenants.AuditEntry",
-    "scheduling.Station",
-    "scheduling.StationUserObjectPermission",
-)
-
-
-def database_rows() -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every watched table: equal before and after means nothing was written."""
-    rows = {}
-    for label in WATCHED_MODELS:
-        # The base manager is the plain one: a test may read across tenants.
-        manager = apps.get_model(label)._base_manager
-        rows[label] = list(manager.order_by("pk").values_list())
-    return rows
-
+from tests.support import database_rows
 
 # (name, method, path under /api/v1/, a valid body). "{org}" and "{station}" are filled in.
 WRITES = [

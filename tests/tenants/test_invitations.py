@@ -18,7 +18,7 @@ from tenants.audit import Actor
 from tenants.models import AuditEntry, Invitation, InvitationStatus, Membership
 from tenants.roles import Role
 from tests import factories
-from tests.tenants.test_bad_input import database_rows
+from tests.support import database_rows
 
 ACCEPT_URL = "/api/v1/invitations/accept/"
 

@@ -10,7 +10,7 @@ from tenants.audit import SYSTEM
 from tenants.models import AuditEntry, Membership
 from tenants.roles import Role
 from tests import factories
-from tests.tenants.test_bad_input import database_rows
+from tests.support import database_rows
 
 
 def _member_url(membership) -> str:

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from tenants.models import AuditEntry, Membership, Organization
 from tenants.roles import Role
 from tests import factories
-from tests.tenants.test_bad_input import database_rows
+from tests.support import database_rows
 
 ORGS_URL = "/api/v1/orgs/"
 

@@ -17,7 +17,7 @@ from tenants import services
 from tenants.audit import SYSTEM, Actor
 from tenants.roles import MATRIX, Permission, Role
 from tests import factories
-from tests.tenants.test_bad_input import database_rows
+from tests.support import database_rows
 
 EVERYONE = frozenset(Role)
 MANAGERS = frozenset({Role.OWNER, Role.ADMIN})

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from tenants.roles import Role
 from tests import factories
-from tests.tenants.test_bad_input import database_rows
+from tests.support import database_rows
 
 
 @contextmanager
