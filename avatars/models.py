@@ -62,6 +62,12 @@ class Avatar(TenantOwned):
     current_version = models.ForeignKey(
         "AvatarVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    status_reason = models.CharField(_("why it has this status"), max_length=300, blank=True)
+    # Derived on save, for the talent market's filters: one text form that LIKE reads the same way
+    # on SQLite and PostgreSQL (JSON lookups differ between them, and SQLite escapes non-ASCII).
+    search_text = models.TextField(editable=False, default="")
+    language_index = models.TextField(editable=False, default="")
+    skill_index = models.TextField(editable=False, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -71,10 +77,25 @@ class Avatar(TenantOwned):
         indexes = [
             models.Index(fields=["organization", "created_at"]),
             models.Index(fields=["visibility", "status", "list_price"]),
+            # The talent market's default order, newest first: its first page stops after a page.
+            models.Index(fields=["visibility", "status", "created_at", "id"]),
         ]
 
     def __str__(self) -> str:
         return self.name_en or self.name_zh
+
+    def derive_search_fields(self) -> None:
+        """Fill the derived search columns (save() does it; call it before bulk_create)."""
+        self.search_text = "\n".join([self.name_zh, self.name_en, self.description]).casefold()
+        self.language_index = index_of_tags(self.languages)
+        self.skill_index = index_of_tags(self.skills)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.derive_search_fields()
+        kwargs["update_fields"] = _with_derived(
+            kwargs.get("update_fields"), "search_text", "language_index", "skill_index"
+        )
+        super().save(*args, **kwargs)
 
 
 class ConsentScope(models.TextChoices):
@@ -321,6 +342,16 @@ class EmploymentTransition(TenantOwned):
         return f"{self.from_status} → {self.to_status}"
 
 
+def index_of_tags(tags: list[str] | None) -> str:
+    """Tags case-folded as `|a|b|`: a row has a tag when `|tag|` is a substring."""
+    return "|" + "|".join(str(tag).casefold() for tag in tags) + "|" if tags else ""
+
+
+def _with_derived(update_fields: Any, *derived: str) -> Any:
+    """Saving some fields saves what is derived from them too."""
+    return None if update_fields is None else {*update_fields, *derived}
+
+
 class KnowledgeEntry(TenantOwned):
     """A question-and-answer pair; `questions` holds the ways people ask it."""
 
@@ -329,6 +360,10 @@ class KnowledgeEntry(TenantOwned):
     answer = models.TextField(_("answer"))
     language = models.CharField(_("language (BCP-47)"), max_length=20)
     tags = models.JSONField(default=list, blank=True)
+    # Derived on save, for search and the tag filter: SQLite keeps JSON text with non-ASCII
+    # escaped and PostgreSQL does not, so JSON lookups would find Chinese on one and not the other.
+    search_text = models.TextField(editable=False, default="")
+    tag_index = models.TextField(editable=False, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -339,6 +374,14 @@ class KnowledgeEntry(TenantOwned):
 
     def __str__(self) -> str:
         return str(self.questions[0]) if self.questions else str(self.id)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.search_text = "\n".join([*map(str, self.questions or []), self.answer]).casefold()
+        self.tag_index = index_of_tags(self.tags)
+        kwargs["update_fields"] = _with_derived(
+            kwargs.get("update_fields"), "search_text", "tag_index"
+        )
+        super().save(*args, **kwargs)
 
 
 class DocumentFormat(models.TextChoices):
@@ -357,6 +400,7 @@ class KnowledgeDocument(TenantOwned):
     source = models.ForeignKey(
         Upload, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    tag_index = models.TextField(editable=False, default="")  # derived on save, as for entries
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -367,6 +411,11 @@ class KnowledgeDocument(TenantOwned):
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.tag_index = index_of_tags(self.tags)
+        kwargs["update_fields"] = _with_derived(kwargs.get("update_fields"), "tag_index")
+        super().save(*args, **kwargs)
 
 
 class ReviewStatus(models.TextChoices):

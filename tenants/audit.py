@@ -35,8 +35,21 @@ SYSTEM = Actor()
 
 def snapshot(obj: models.Model, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """A JSON-safe picture of a row for the audit log's before/after."""
-    data = model_to_dict(obj, exclude=list(exclude))
+    links = [f for f in obj._meta.many_to_many if f.name not in exclude]
+    data = model_to_dict(obj, exclude=[*exclude, *(f.name for f in links)])
+    for field in links:
+        data[field.name] = _linked_ids(obj, field)
     return {key: _json_safe(value) for key, value in data.items()}
+
+
+def _linked_ids(obj: models.Model, field: Any) -> list[str]:
+    # Read through the link table: a tenant-owned target's manager refuses an unscoped read.
+    if obj.pk is None:
+        return []
+    through: Any = field.remote_field.through
+    target = f"{field.m2m_reverse_field_name()}_id"
+    rows = through._base_manager.filter(**{field.m2m_field_name(): obj.pk})
+    return sorted(str(pk) for pk in rows.values_list(target, flat=True))
 
 
 def _json_safe(value: Any) -> Any:

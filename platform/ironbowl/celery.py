@@ -18,6 +18,16 @@ app.conf.beat_schedule = {
         "task": "tenants.expire_invitations",
         "schedule": crontab(minute="*/15"),
     },
+    # Hourly: consents that expired stop their builds and suspend the hires built under them.
+    "avatars.enforce_consents": {
+        "task": "avatars.enforce_consents",
+        "schedule": crontab(minute="5"),
+    },
+    # Daily: each organization's reviews open on the first run after its month ended locally.
+    "avatars.create_monthly_reviews": {
+        "task": "avatars.create_monthly_reviews",
+        "schedule": crontab(minute="30", hour="0"),
+    },
 }
 
 

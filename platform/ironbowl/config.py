@@ -51,6 +51,7 @@ class Config(BaseSettings):
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: str = "json"
     API_MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
+    UPLOAD_CHUNK_MAX_BYTES: int = Field(default=8_388_608, gt=0)
     THROTTLE_ORGANIZATION_RATE: str = "6000/minute"
     THROTTLE_KEY_RATE: str = "1200/minute"
 

@@ -1,4 +1,11 @@
-"""The demo world that `make run` loads: fictional organizations with a member in every role."""
+"""The demo world that `make run` loads: fictional organizations with a member in every role.
+
+The vendor publishes four avatars (Mandarin, Cantonese, English, bilingual); the hospital hires a
+health live-stream anchor and the market-supervision bureau a 24/7 service-desk agent that answers
+from a bilingual knowledge base. Each avatar's version 1 is made here, not built from footage (a
+build needs minutes of real video of a person): the seed writes a drawn portrait and a stated
+voice profile into the version's bundle, under a real consent with a recorded (synthetic) clip.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import dataclasses
 
 from django.db import transaction
 
+from ironbowl.demo_hr import seed_hr
 from scheduling import services as scheduling
 from scheduling.models import Station
 from tenants import services as tenants
@@ -76,6 +84,7 @@ def seed_demo() -> list[str]:
         for name, kind in demo.stations:
             if not Station.objects.for_organization(organization).filter(name=name).exists():
                 scheduling.create_station(actor, organization, name=name, kind=kind)
+    created.extend(seed_hr())
     return created
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -49,6 +50,10 @@ class RequestMetricsMiddleware:
         return response
 
 
+# A chunk of a resumable upload (PUT with Content-Range): larger than other API bodies.
+_UPLOAD_CHUNK_PATH = re.compile(r"^/api/v1/orgs/[^/]+/uploads/[0-9a-f-]{36}/$")
+
+
 class ApiBodyLimitMiddleware:
     """Refuse API bodies over the limit before anything reads them, with a message to act on."""
 
@@ -58,6 +63,8 @@ class ApiBodyLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/api/") and request.method not in ("GET", "HEAD", "OPTIONS"):
             limit: int = settings.API_MAX_BODY_BYTES
+            if request.method == "PUT" and _UPLOAD_CHUNK_PATH.match(request.path):
+                limit = settings.UPLOAD_CHUNK_MAX_BYTES
             length = request.META.get("CONTENT_LENGTH") or ""
             chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
             if not length and chunked:

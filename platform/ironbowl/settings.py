@@ -146,6 +146,39 @@ MEDIA_ROOT = CONFIG.media_root
 API_MAX_BODY_BYTES = CONFIG.API_MAX_BODY_BYTES
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG.API_MAX_BODY_BYTES
 
+# Uploads arrive in chunks (PUT …/uploads/{id}/ with Content-Range), each under its own body limit.
+UPLOAD_CHUNK_MAX_BYTES = CONFIG.UPLOAD_CHUNK_MAX_BYTES
+_MB = 1024 * 1024
+_VIDEO_TYPES = {"video/mp4": [".mp4", ".m4v"], "video/quicktime": [".mov"], "video/webm": [".webm"]}
+# Per upload purpose: the largest file, and each allowed content type with its file extensions.
+UPLOAD_LIMITS: dict[str, dict[str, Any]] = {
+    "footage": {"max_bytes": 600 * _MB, "types": _VIDEO_TYPES},
+    "consent_clip": {
+        "max_bytes": 200 * _MB,
+        "types": {
+            **_VIDEO_TYPES,
+            "audio/mpeg": [".mp3"],
+            "audio/mp4": [".m4a", ".mp4"],
+            "audio/wav": [".wav"],
+            "audio/x-wav": [".wav"],
+            "audio/webm": [".webm", ".weba"],
+            "audio/ogg": [".ogg", ".oga", ".opus"],
+        },
+    },
+    "portrait": {
+        "max_bytes": 20 * _MB,
+        "types": {"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"]},
+    },
+    "document": {
+        "max_bytes": 50 * _MB,
+        "types": {
+            "text/plain": [".txt"],
+            "text/markdown": [".md", ".markdown"],
+            "application/pdf": [".pdf"],
+        },
+    },
+}
+
 REDIS_URL = CONFIG.REDIS_URL
 if REDIS_URL:
     CACHES = {
@@ -174,7 +207,7 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 3600}
 else:
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -182,6 +215,8 @@ else:
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "store_processed": False,
+        # Fanout exchanges (worker control, broadcasts); the default is ./control in the cwd.
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -243,6 +278,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrganizationKindEnum": "tenants.models.OrganizationKind",
         "StationKindEnum": "scheduling.models.StationKind",
+        "EmploymentStatusEnum": "avatars.models.EmploymentStatus",
+        "ReviewStatusEnum": "avatars.models.ReviewStatus",
+        "SkillEnum": "avatars.models.Skill",
+        "InvitationStatusEnum": "tenants.models.InvitationStatus",
     },
 }
 

@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.db import models
@@ -24,27 +24,43 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework import serializers
 from rest_framework.schemas.generators import EndpointEnumerator
 
+from avatars.models import (
+    Avatar,
+    AvatarBuild,
+    AvatarVersion,
+    Consent,
+    Employment,
+    KnowledgeDocument,
+    KnowledgeEntry,
+    PerformanceReview,
+    Position,
+    Upload,
+)
+from ironbowl.api.base import CatalogViewSet
 from scheduling import services as scheduling_services
 from scheduling.models import Station
 from tenants.audit import SYSTEM
 from tenants.models import ApiKey, AuditEntry, Invitation, Membership, Organization
 from tenants.roles import Role
 from tests import factories
+from tests.avatars import factories as avatar_factories
 
 ORG_ROUTE_PREFIX = "api/v1/orgs/<slug:org>/"
 BODY_METHODS = ("post", "put", "patch")
 EVERY_METHOD = ("get", "post", "put", "patch", "delete", "head", "options")
 
 
-# --- Registries: teach the tests about a new model or URL argument here. ---------------------------
+# --- Registries: teach the tests about a new model or URL argument here. --------------------------
 
 
 def _member(organization: Organization) -> Membership:
-    return factories.MembershipFactory(organization=organization, role=Role.ANALYST)
+    return cast(
+        Membership, factories.MembershipFactory(organization=organization, role=Role.ANALYST)
+    )
 
 
 def _invitation(organization: Organization) -> Invitation:
-    return factories.InvitationFactory(organization=organization)
+    return cast(Invitation, factories.InvitationFactory(organization=organization))
 
 
 def _api_key(organization: Organization) -> ApiKey:
@@ -52,14 +68,24 @@ def _api_key(organization: Organization) -> ApiKey:
 
 
 def _audit_entry(organization: Organization) -> AuditEntry:
-    return factories.AuditEntryFactory(organization=organization)
+    return cast(AuditEntry, factories.AuditEntryFactory(organization=organization))
 
 
 def _station(organization: Organization) -> Station:
-    return factories.StationFactory(organization=organization)
+    return cast(Station, factories.StationFactory(organization=organization))
 
 
-# model -> makes one row of that model in the given organization
+def _made(factory_class: Any, **kwargs: Any) -> models.Model:
+    return cast(models.Model, factory_class(**kwargs))
+
+
+def _by_avatar(factory_class: Any) -> Callable[[Organization], models.Model]:
+    # These factories take their organization from their avatar's.
+    return lambda organization: _made(factory_class, avatar__organization=organization)
+
+
+# model -> makes one row of that model in the given organization (avatars are private: a public
+# avatar is meant to be seen by every organization, in the talent market)
 OBJECT_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] = {
     Organization: lambda organization: organization,
     Membership: _member,
@@ -67,13 +93,36 @@ OBJECT_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] 
     ApiKey: _api_key,
     AuditEntry: _audit_entry,
     Station: _station,
+    Avatar: lambda organization: _made(avatar_factories.AvatarFactory, organization=organization),
+    Upload: lambda organization: _made(avatar_factories.UploadFactory, organization=organization),
+    Consent: _by_avatar(avatar_factories.ConsentFactory),
+    AvatarVersion: _by_avatar(avatar_factories.AvatarVersionFactory),
+    AvatarBuild: _by_avatar(avatar_factories.AvatarBuildFactory),
+    Position: lambda organization: _made(
+        avatar_factories.PositionFactory, organization=organization
+    ),
+    Employment: lambda organization: _made(
+        avatar_factories.EmploymentFactory, organization=organization
+    ),
+    KnowledgeEntry: lambda organization: _made(
+        avatar_factories.KnowledgeEntryFactory, organization=organization
+    ),
+    KnowledgeDocument: lambda organization: _made(
+        avatar_factories.KnowledgeDocumentFactory, organization=organization
+    ),
+    PerformanceReview: lambda organization: _made(
+        avatar_factories.PerformanceReviewFactory, employment__organization=organization
+    ),
 }
 
 
 def _granted_operator(world: World) -> models.Model:
     station = world.objects[Station]
     assert isinstance(station, Station)
-    operator = factories.MembershipFactory(organization=world.organization, role=Role.OPERATOR)
+    operator = cast(
+        Membership,
+        factories.MembershipFactory(organization=world.organization, role=Role.OPERATOR),
+    )
     return scheduling_services.grant_station_operator(SYSTEM, station, operator)
 
 
@@ -89,7 +138,40 @@ URL_KWARG_MAKERS: dict[str, UrlKwarg] = {
 }
 
 
-# --- Routes -----------------------------------------------------------------------------------------
+def _published_avatar(organization: Organization) -> models.Model:
+    return avatar_factories.ready_avatar(organization=organization, visibility="public")
+
+
+# Catalog routes (views on ironbowl.api.base.CatalogViewSet: the talent market) show every
+# organization the rows their owners published. The probes keep using each organization's
+# OBJECT_MAKERS row, which is not published and must stay as invisible to the other organization
+# as a missing one; the positive controls look for a row that a third organization published.
+# model -> publishes one row of that model in the given organization
+PUBLISHED_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] = {
+    Avatar: _published_avatar,
+}
+
+
+def is_catalog(route: OrgRoute) -> bool:
+    view = route.view_class
+    return isinstance(view, type) and issubclass(view, CatalogViewSet)
+
+
+def published_elsewhere(route: OrgRoute) -> models.Model:
+    """A row of the route's model published by a third organization, for positive controls."""
+    vendor = cast(Organization, factories.OrganizationFactory(kind="vendor"))
+    return PUBLISHED_MAKERS[route.model](vendor)
+
+
+def catalog_url_kwargs(route: OrgRoute, world: World, published: models.Model) -> dict[str, str]:
+    """The world's URL arguments, with the catalog row named by the lookup (if the route has it)."""
+    kwargs = world.url_kwargs(route)
+    if route.lookup_kwarg in kwargs:
+        kwargs[route.lookup_kwarg] = str(published.pk)
+    return kwargs
+
+
+# --- Routes ---------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +197,12 @@ class OrgRoute:
         mapping = getattr(self.callback, "actions", None)
         if mapping is None:
             mapping = {m: m for m in cls.http_method_names if m != "options" and hasattr(cls, m)}
-        return {m: a for m, a in mapping.items() if m in cls.http_method_names}
+        # DRF adds "head" to a viewset's mapping on its first request: leave it to `methods`.
+        return {
+            m: a
+            for m, a in mapping.items()
+            if m in cls.http_method_names and m not in ("head", "options")
+        }
 
     @property
     def methods(self) -> list[str]:
@@ -131,12 +218,13 @@ class OrgRoute:
     @property
     def model(self) -> type[models.Model]:
         # A view without a model (an APIView of the organization itself) acts on the organization.
-        return getattr(self.view_class, "model", Organization)  # type: ignore[no-any-return]
+        model: type[models.Model] = getattr(self.view_class, "model", Organization)
+        return model
 
     @property
     def lookup_kwarg(self) -> str:
         cls = self.view_class
-        return getattr(cls, "lookup_url_kwarg", None) or getattr(cls, "lookup_field", "pk")
+        return str(getattr(cls, "lookup_url_kwarg", None) or getattr(cls, "lookup_field", "pk"))
 
     @property
     def object_kwargs(self) -> tuple[str, ...]:
@@ -154,7 +242,7 @@ class OrgRoute:
     def path(self, org_slug: str, **kwargs: str) -> str:
         return reverse(self.name, kwargs={"org": org_slug, **kwargs})
 
-    def request_serializer(self, method: str) -> serializers.Serializer[Any] | None:
+    def request_serializer(self, method: str) -> serializers.BaseSerializer[Any] | None:
         """The serializer of the request body, as the OpenAPI schema sees it (None if none)."""
         if method not in BODY_METHODS or method not in self.actions:
             return None
@@ -206,6 +294,11 @@ def missing_registrations(route: OrgRoute) -> list[str]:
                 f"{route}: URL argument {name!r} is unknown to the isolation probes; "
                 f"add it to URL_KWARG_MAKERS in {where}"
             )
+    if is_catalog(route) and route.model not in PUBLISHED_MAKERS:
+        problems.append(
+            f"{route}: a catalog route needs a way to publish a {route.model.__name__}; "
+            f"add it to PUBLISHED_MAKERS in {where}"
+        )
     return problems
 
 
@@ -246,12 +339,11 @@ def nonexistent_id(model: type[models.Model]) -> str:
     return str(2**53 - 111)
 
 
-def kwarg_model(route: OrgRoute, name: str) -> type[models.Model] | None:
-    """The model a URL argument names, when the tests know it (used to pick a missing id)."""
+def kwarg_model(route: OrgRoute, name: str) -> type[models.Model]:
+    """The model a URL argument names (used to pick an id that names no row)."""
     if name == route.lookup_kwarg:
         return route.model
-    kwarg = URL_KWARG_MAKERS.get(name)
-    return kwarg.model if kwarg is not None else None
+    return URL_KWARG_MAKERS[name].model
 
 
 # --- Request payloads -----------------------------------------------------------------------------
@@ -261,13 +353,16 @@ class UnsupportedField(LookupError):
     """A serializer field type the payload builder does not know; teach `example_value`."""
 
 
-def related_model(field: serializers.Field[Any, Any, Any, Any]) -> type[models.Model] | None:
+def related_model(field: Any) -> type[models.Model] | None:
     """The model a foreign-key field of a payload points at (None for other fields)."""
     if isinstance(field, serializers.ManyRelatedField):
         field = field.child_relation
     if isinstance(field, serializers.RelatedField):
-        model = getattr(field, "model", None) or getattr(field.queryset, "model", None)
-        return model  # type: ignore[no-any-return]
+        queryset: Any = getattr(field, "queryset", None)
+        model: type[models.Model] | None = getattr(field, "model", None) or getattr(
+            queryset, "model", None
+        )
+        return model
     return None
 
 
@@ -276,7 +371,9 @@ def example_value(field: Any, related_id: Callable[[type[models.Model]], str]) -
     if isinstance(field, s.ManyRelatedField | s.RelatedField):
         if isinstance(field, s.RelatedField) and not isinstance(field, s.PrimaryKeyRelatedField):
             raise UnsupportedField(type(field).__name__)
-        value = related_id(related_model(field))  # type: ignore[arg-type]
+        model = related_model(field)
+        assert model is not None
+        value = related_id(model)
         return [value] if isinstance(field, s.ManyRelatedField) else value
     if isinstance(field, s.BaseSerializer):
         if isinstance(field, s.ListSerializer):
@@ -319,7 +416,8 @@ def example_payload(
 ) -> dict[str, Any]:
     """A plausible, valid-looking body for the serializer; foreign keys from `related_id`."""
     payload = {}
-    for name, field in serializer.fields.items():  # type: ignore[attr-defined]
+    fields: dict[str, Any] = getattr(serializer, "fields", {})
+    for name, field in fields.items():
         if field.read_only or isinstance(field, serializers.HiddenField):
             continue
         try:
@@ -361,7 +459,7 @@ def id_filters(route: OrgRoute, organization: Organization) -> dict[str, type[mo
             except Exception:
                 model_field = None
             if model_field is not None and model_field.is_relation:
-                model = model_field.related_model  # type: ignore[assignment]
+                model = cast(type[models.Model], model_field.related_model)
         if model is not None:
             found[name] = model
     return found
@@ -415,7 +513,7 @@ def _owned_by(model: type[models.Model]) -> str | None:
             target = field.related_model
             if any(
                 f.is_relation and f.related_model is Organization
-                for f in target._meta.concrete_fields  # type: ignore[union-attr]
+                for f in target._meta.concrete_fields
             ):
                 return f"{field.name}__organization"
     return None
@@ -445,7 +543,7 @@ def organization_rows(organization: Organization) -> dict[str, list[dict[str, An
             target = field.related_model
             if field.is_relation and target is not None and target is not Organization:
                 values = {getattr(obj, field.attname) for obj in objects} - {None}
-                pointed_at.setdefault(target, set()).update(values)  # type: ignore[arg-type]
+                pointed_at.setdefault(target, set()).update(values)
     for model, pks in pointed_at.items():
         if _owned_by(model) is None:
             objects = _manager(model).filter(pk__in=pks).order_by("pk")

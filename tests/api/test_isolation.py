@@ -41,6 +41,37 @@ KNOWN_ROUTE_NAMES = {
     "station-detail",
     "station-operators",
     "station-revoke-operator",
+    "avatar-list",
+    "avatar-detail",
+    "avatar-retire",
+    "avatar-versions",
+    "avatar-hires",
+    "market-avatar-list",
+    "market-avatar-detail",
+    "knowledge-entry-list",
+    "knowledge-entry-detail",
+    "knowledge-entry-import-csv",
+    "knowledge-document-list",
+    "knowledge-document-detail",
+    "position-list",
+    "position-detail",
+    "employment-list",
+    "employment-detail",
+    "employment-transition",
+    "employment-transitions",
+    "employment-upgrade",
+    "employment-knowledge",
+    "performance-review-list",
+    "performance-review-detail",
+    "upload-list",
+    "upload-detail",
+    "upload-complete",
+    "consent-list",
+    "consent-detail",
+    "consent-revoke",
+    "build-list",
+    "build-detail",
+    "build-cancel",
 }
 
 MISSING_ORG = "no-such-organization"
@@ -67,7 +98,9 @@ def test_a_route_with_an_unknown_model_or_url_argument_fails_with_what_to_add():
         actions = {"get": "retrieve"}
 
     route = OrgRoute(
-        "widget-part", "api/v1/orgs/<slug:org>/widgets/<pk>/parts/<part_id>/", Callback,
+        "widget-part",
+        "api/v1/orgs/<slug:org>/widgets/<pk>/parts/<part_id>/",
+        Callback,
         ("org", "pk", "part_id"),
     )
 
@@ -99,8 +132,16 @@ def _payload(route: OrgRoute, method: str, world: World) -> Any:
 class Prober:
     """Probes one route as one caller of organization B; collects what went wrong."""
 
-    def __init__(self, route: OrgRoute, caller: str, client: APIClient, world_a: World,
-                 world_b: World, markers, failures: list[str]) -> None:
+    def __init__(
+        self,
+        route: OrgRoute,
+        caller: str,
+        client: APIClient,
+        world_a: World,
+        world_b: World,
+        markers,
+        failures: list[str],
+    ) -> None:
         self.route = route
         self.caller = caller
         self.client = client
@@ -110,9 +151,7 @@ class Prober:
         self.failures = failures
 
     def fail(self, what: str, *responses: Any) -> None:
-        answers = "; ".join(
-            f"{r.status_code} {isolation.body_of(r)!r}"[:400] for r in responses
-        )
+        answers = "; ".join(f"{r.status_code} {isolation.body_of(r)!r}"[:400] for r in responses)
         self.failures.append(f"[{self.caller}] {what}: {answers}")
 
     def same_answer(self, what: str, first: Any, second: Any, ids: list[str]) -> None:
@@ -131,7 +170,7 @@ class Prober:
             self.fail(f"{what}: shows organization A's {sorted(found)}", response)
 
     def foreign_organization(self) -> None:
-        """Every method on A's URL answers 404, exactly as for an organization that does not exist."""
+        """Every method on A's URL answers 404, exactly as for an organization that is missing."""
         kwargs = self.a.url_kwargs(self.route)
         for method in isolation.EVERY_METHOD:
             payload = _payload(self.route, method, self.a) if method in self.route.actions else {}
@@ -145,7 +184,8 @@ class Prober:
                 self.fail(f"{what}: differs from a missing organization's answer", foreign, missing)
 
     def foreign_ids_in_path(self) -> None:
-        """In B's URL, A's object id answers 404 exactly as a random id does."""
+        """In B's URL, A's object id answers exactly as a random id does: 404 (or 403 when the
+        caller may not take the action on any object)."""
         names = self.route.object_kwargs
         variants = [(name,) for name in names] + ([names] if len(names) > 1 else [])
         own = self.b.url_kwargs(self.route)
@@ -204,39 +244,56 @@ class Prober:
             serializer = self.route.request_serializer(method)
             if serializer is None:
                 continue
-            for name, field in serializer.fields.items():
+            for name, field in getattr(serializer, "fields", {}).items():
                 model = isolation.related_model(field)
                 if model is None or field.read_only:
                     continue
                 payload = isolation.example_payload(serializer, self.b.id_of)
                 theirs, random_id = self.a.id_of(model), isolation.nonexistent_id(model)
                 many = isinstance(payload[name], list)
-                foreign = _send(self.client, method, path,
-                                {**payload, name: [theirs] if many else theirs})
-                missing = _send(self.client, method, path,
-                                {**payload, name: [random_id] if many else random_id})
+                foreign = _send(
+                    self.client, method, path, {**payload, name: [theirs] if many else theirs}
+                )
+                missing = _send(
+                    self.client, method, path, {**payload, name: [random_id] if many else random_id}
+                )
                 what = f"{method.upper()} {path} with {name}=<A's {model.__name__}>"
                 self.same_answer(what, foreign, missing, [theirs, random_id])
                 self.check_no_leak(what, foreign, (theirs,))
 
 
-def _check_routes_work_for_their_own_organization(route, world_a, world_b, client_for, owner_a,
-                                                  owner_b) -> None:
-    """Positive controls: the URLs probed are real, so a 404 for a foreigner means something."""
+def _check_routes_work_for_their_own_organization(
+    route, world_a, world_b, client_for, owner_a, owner_b
+) -> None:
+    """Positive controls: the URLs probed are real, so a 404 for a foreigner means something.
+
+    A catalog shows both what a third organization published; other routes show each its own.
+    """
     method = "get" if "get" in route.actions else "options"
+    published = None
+    if isolation.is_catalog(route):
+        published = isolation.published_elsewhere(route)
     for world, owner in ((world_a, owner_a), (world_b, owner_b)):
-        path = route.path(world.organization.slug, **world.url_kwargs(route))
+        kwargs = world.url_kwargs(route)
+        if published is not None:
+            kwargs = isolation.catalog_url_kwargs(route, world, published)
+        path = route.path(world.organization.slug, **kwargs)
         response = _send(client_for(owner), method, path)
         assert response.status_code == 200, (method, path, isolation.body_of(response))
         if route.is_list:
-            ids = {str(value) for key, value in isolation.scalars(isolation.body_of(response))
-                   if key == "id"}
-            assert world.id_of(route.model) in ids, f"{path} does not list its own object"
+            ids = {
+                str(value)
+                for key, value in isolation.scalars(isolation.body_of(response))
+                if key == "id"
+            }
+            expected = str(published.pk) if published else world.id_of(route.model)
+            assert expected in ids, f"{path} does not list {expected}"
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=str)
-def test_route_hides_another_organizations_objects(route, org_a, org_b, owner_a, owner_b,
-                                                   client_for):
+def test_route_hides_another_organizations_objects(
+    route, org_a, org_b, owner_a, owner_b, client_for
+):
     problems = isolation.missing_registrations(route)
     assert not problems, "\n".join(problems)
     assert not Organization.objects.filter(slug=MISSING_ORG).exists()

@@ -158,3 +158,27 @@ class PerformanceReviewFactory(factory.django.DjangoModelFactory):
     employment = factory.SubFactory(EmploymentFactory)
     organization = factory.SelfAttribute("employment.organization")
     period = factory.LazyFunction(lambda: timezone.localdate().replace(day=1))
+
+
+def attach_entry(employment: Employment) -> KnowledgeEntry:
+    """Attach a new knowledge entry of the employment's organization to it."""
+    entry = KnowledgeEntryFactory(organization=employment.organization)
+    Employment.knowledge_entries.through.objects.create(
+        employment_id=employment.pk, knowledgeentry_id=entry.pk
+    )
+    return entry
+
+
+def onboarded_employment(**kwargs: object) -> Employment:
+    """A hire whose onboarding checklist is done: persona reviewed, voice chosen, knowledge
+    attached. Onboarding unless `status` says otherwise."""
+    fields: dict[str, object] = {
+        "status": "onboarding",
+        "persona": "Warm and precise.",
+        "persona_reviewed": True,
+        "voice": {"voice_id": "warm-1"},
+        **kwargs,
+    }
+    employment = EmploymentFactory(**fields)
+    attach_entry(employment)
+    return employment

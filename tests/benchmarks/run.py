@@ -168,11 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from tests.benchmarks import bench_api
+    from tests.benchmarks import bench_api, bench_market, bench_upload
 
     with throwaway_database():
         environment = describe_environment()
-        sections = [bench_api.run(iterations=options.iterations, warmup=options.warmup)]
+        sections = [
+            bench_api.run(iterations=options.iterations, warmup=options.warmup),
+            bench_market.run(iterations=options.iterations, warmup=options.warmup),
+            bench_upload.run(),
+        ]
 
     markdown = render_markdown(environment, sections)
     report = {

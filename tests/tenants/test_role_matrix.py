@@ -11,18 +11,23 @@ from typing import Any
 
 import pytest
 
+from avatars import uploads as upload_services
 from ironbowl.api.base import OrganizationScoped
 from scheduling import services as scheduling_services
 from tenants import services
 from tenants.audit import SYSTEM, Actor
 from tenants.roles import MATRIX, Permission, Role
 from tests import factories
+from tests.avatars import factories as avatar_factories
 from tests.support import database_rows
 
 EVERYONE = frozenset(Role)
 MANAGERS = frozenset({Role.OWNER, Role.ADMIN})
 VIEWERS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST})
 AUDITORS = frozenset({Role.OWNER, Role.ADMIN, Role.ANALYST})
+KNOWLEDGE_EDITORS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR})
+UPLOADERS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR})
+ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 @dataclass(frozen=True)
@@ -32,14 +37,36 @@ class Row:
     permission: Permission
     allowed: frozenset[Role]
     success: int = 200
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | bytes | None = None  # bytes: sent raw, as an upload's chunk
     # What a denied role reads, when it is more useful than naming the role.
     denial: dict[Role, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 P = Permission
 # fmt: off
 ROWS = [
+    Row("UploadViewSet.list", "GET uploads/", P.UPLOADS_MANAGE, UPLOADERS),
+    Row("UploadViewSet.retrieve", "GET uploads/{upload}/", P.UPLOADS_MANAGE, UPLOADERS),
+    Row("UploadViewSet.create", "POST uploads/", P.UPLOADS_MANAGE, UPLOADERS, 201,
+        body={"purpose": "document", "filename": "faq.md", "content_type": "text/markdown",
+              "size": 10}),
+    Row("UploadViewSet.update", "PUT uploads/{upload}/", P.UPLOADS_MANAGE, UPLOADERS,
+        body=b"abc", headers={"Content-Range": "bytes 0-2/3"}),
+    Row("UploadViewSet.complete", "POST uploads/{full_upload}/complete/", P.UPLOADS_MANAGE,
+        UPLOADERS, body={"sha256": ABC_SHA256}),
+    Row("ConsentViewSet.list", "GET consents/", P.AVATARS_VIEW, VIEWERS),
+    Row("ConsentViewSet.retrieve", "GET consents/{consent}/", P.AVATARS_VIEW, VIEWERS),
+    Row("ConsentViewSet.create", "POST consents/", P.AVATARS_MANAGE, MANAGERS, 201,
+        body={"avatar": "{build_avatar}", "subject_name": "Li Na", "statement": "I agree.",
+              "clip": "{consent_clip}", "scope": "any", "expires_at": "2099-01-01T00:00:00Z"}),
+    Row("ConsentViewSet.revoke", "POST consents/{consent}/revoke/", P.AVATARS_MANAGE, MANAGERS,
+        body={"reason": "Withdrawn."}),
+    Row("BuildViewSet.list", "GET builds/", P.AVATARS_VIEW, VIEWERS),
+    Row("BuildViewSet.retrieve", "GET builds/{build}/", P.AVATARS_VIEW, VIEWERS),
+    Row("BuildViewSet.create", "POST builds/", P.AVATARS_MANAGE, MANAGERS, 201,
+        body={"avatar": "{build_avatar}", "footage": "{footage}", "consent": "{build_consent}"}),
+    Row("BuildViewSet.cancel", "POST builds/{build}/cancel/", P.AVATARS_MANAGE, MANAGERS),
     Row("OrganizationDetailView.get", "GET ", P.ORGANIZATION_VIEW, EVERYONE),
     Row("OrganizationDetailView.patch", "PATCH ", P.ORGANIZATION_MANAGE, MANAGERS,
         body={"name": "Renamed"}),
@@ -77,20 +104,116 @@ ROWS = [
     Row("StationViewSet.revoke_operator",
         "DELETE stations/{station}/operators/{granted_operator}/", P.STATIONS_MANAGE, MANAGERS,
         204),
+    Row("KnowledgeEntryViewSet.list", "GET knowledge/entries/", P.KNOWLEDGE_VIEW, VIEWERS),
+    Row("KnowledgeEntryViewSet.retrieve", "GET knowledge/entries/{knowledge_entry}/",
+        P.KNOWLEDGE_VIEW, VIEWERS),
+    Row("KnowledgeEntryViewSet.create", "POST knowledge/entries/", P.KNOWLEDGE_MANAGE,
+        KNOWLEDGE_EDITORS, 201,
+        body={"questions": ["Opening hours?"], "answer": "9 to 5.", "language": "en-US"}),
+    Row("KnowledgeEntryViewSet.partial_update", "PATCH knowledge/entries/{knowledge_entry}/",
+        P.KNOWLEDGE_MANAGE, KNOWLEDGE_EDITORS, body={"answer": "9 to 6."}),
+    Row("KnowledgeEntryViewSet.destroy", "DELETE knowledge/entries/{knowledge_entry}/",
+        P.KNOWLEDGE_MANAGE, KNOWLEDGE_EDITORS, 204),
+    # No body: the default mode (validate) answers with a report saying the file is empty.
+    Row("KnowledgeEntryViewSet.import_csv", "POST knowledge/entries/import/",
+        P.KNOWLEDGE_MANAGE, KNOWLEDGE_EDITORS),
+    Row("KnowledgeDocumentViewSet.list", "GET knowledge/documents/", P.KNOWLEDGE_VIEW, VIEWERS),
+    Row("KnowledgeDocumentViewSet.retrieve", "GET knowledge/documents/{knowledge_document}/",
+        P.KNOWLEDGE_VIEW, VIEWERS),
+    Row("KnowledgeDocumentViewSet.create", "POST knowledge/documents/", P.KNOWLEDGE_MANAGE,
+        KNOWLEDGE_EDITORS, 201,
+        body={"title": "Hours", "content": "9 to 5.", "language": "en-US"}),
+    Row("KnowledgeDocumentViewSet.partial_update",
+        "PATCH knowledge/documents/{knowledge_document}/", P.KNOWLEDGE_MANAGE, KNOWLEDGE_EDITORS,
+        body={"title": "Opening hours"}),
+    Row("KnowledgeDocumentViewSet.destroy", "DELETE knowledge/documents/{knowledge_document}/",
+        P.KNOWLEDGE_MANAGE, KNOWLEDGE_EDITORS, 204),
+    Row("AvatarViewSet.list", "GET avatars/", P.AVATARS_VIEW, VIEWERS),
+    Row("AvatarViewSet.retrieve", "GET avatars/{avatar}/", P.AVATARS_VIEW, VIEWERS),
+    Row("AvatarViewSet.create", "POST avatars/", P.AVATARS_MANAGE, MANAGERS, 201,
+        body={"name_zh": "小安", "languages": ["zh-CN"], "skills": ["service_desk"]}),
+    Row("AvatarViewSet.partial_update", "PATCH avatars/{avatar}/", P.AVATARS_MANAGE, MANAGERS,
+        body={"description": "Friendly and precise."}),
+    Row("AvatarViewSet.destroy", "DELETE avatars/{draft_avatar}/", P.AVATARS_MANAGE, MANAGERS,
+        204),
+    Row("AvatarViewSet.retire", "POST avatars/{avatar}/retire/", P.AVATARS_MANAGE, MANAGERS,
+        body={"reason": "Replaced by a newer avatar."}),
+    Row("AvatarViewSet.versions", "GET avatars/{avatar}/versions/", P.AVATARS_VIEW, VIEWERS),
+    Row("AvatarViewSet.hires", "GET avatars/{avatar}/hires/", P.AVATARS_VIEW, VIEWERS),
+    Row("MarketAvatarViewSet.list", "GET market/avatars/", P.MARKET_VIEW, EVERYONE),
+    Row("MarketAvatarViewSet.retrieve", "GET market/avatars/{market_avatar}/", P.MARKET_VIEW,
+        EVERYONE),
+    Row("PositionViewSet.list", "GET positions/", P.POSITIONS_VIEW, EVERYONE),
+    Row("PositionViewSet.retrieve", "GET positions/{position}/", P.POSITIONS_VIEW, EVERYONE),
+    Row("PositionViewSet.create", "POST positions/", P.POSITIONS_MANAGE, MANAGERS, 201,
+        body={"title": "Night service desk", "required_languages": ["zh-CN"]}),
+    Row("PositionViewSet.partial_update", "PATCH positions/{position}/", P.POSITIONS_MANAGE,
+        MANAGERS, body={"headcount": 2}),
+    Row("PositionViewSet.destroy", "DELETE positions/{position}/", P.POSITIONS_MANAGE, MANAGERS,
+        204),
+    Row("EmploymentViewSet.list", "GET employments/", P.EMPLOYMENTS_VIEW, EVERYONE),
+    Row("EmploymentViewSet.retrieve", "GET employments/{employment}/", P.EMPLOYMENTS_VIEW,
+        EVERYONE),
+    Row("EmploymentViewSet.transitions", "GET employments/{employment}/transitions/",
+        P.EMPLOYMENTS_VIEW, EVERYONE),
+    Row("EmploymentViewSet.create", "POST employments/", P.EMPLOYMENTS_MANAGE, MANAGERS, 201,
+        body={"avatar": "{market_avatar}", "position": "{position}", "starts_on": "2025-03-01"}),
+    Row("EmploymentViewSet.partial_update", "PATCH employments/{employment}/",
+        P.EMPLOYMENTS_MANAGE, MANAGERS, body={"persona_reviewed": True}),
+    Row("EmploymentViewSet.transition", "POST employments/{employment}/transition/",
+        P.EMPLOYMENTS_MANAGE, MANAGERS, body={"to": "onboarding", "reason": "Offer accepted."}),
+    Row("EmploymentViewSet.upgrade", "POST employments/{employment}/upgrade/",
+        P.EMPLOYMENTS_MANAGE, MANAGERS, body={}),
+    Row("EmploymentViewSet.knowledge", "POST employments/{employment}/knowledge/",
+        P.EMPLOYMENTS_MANAGE, MANAGERS, body={"entries": ["{knowledge_entry}"]}),
+    Row("EmploymentViewSet.detach_knowledge",
+        "DELETE employments/{employment}/knowledge/?entries={knowledge_entry}",
+        P.EMPLOYMENTS_MANAGE, MANAGERS),
+    Row("PerformanceReviewViewSet.list", "GET reviews/", P.REVIEWS_VIEW, AUDITORS),
+    Row("PerformanceReviewViewSet.retrieve", "GET reviews/{review}/", P.REVIEWS_VIEW, AUDITORS),
+    Row("PerformanceReviewViewSet.partial_update", "PATCH reviews/{review}/", P.REVIEWS_MANAGE,
+        AUDITORS, body={"rating": 4, "comments": "Steady."}),
 ]
 # fmt: on
 
 
 @pytest.fixture
-def targets(org_a, owner_a, member_factory) -> dict[str, str]:
+def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str]:
     """One of everything the table acts on, in organization A."""
+    settings.MEDIA_ROOT = tmp_path  # uploaded bytes and bundles of this test only
+    build_avatar = avatar_factories.ready_avatar(organization=org_a)
+    full_upload = upload_services.start_upload(
+        SYSTEM, org_a, purpose="document", filename="a.txt", content_type="text/plain", size=3
+    )
+    upload_services.receive_chunk(full_upload, upload_services.ContentRange(0, 2, 3), b"abc")
     station = factories.StationFactory(organization=org_a, name="Main hall")
     granted = member_factory(org_a, Role.OPERATOR)
     scheduling_services.grant_station_operator(SYSTEM, station, granted)
     invitation, _token = services.invite_member(
         Actor(role=Role.OWNER), org_a, email="invitee@example.org", role=Role.ANALYST
     )
+    # An offer whose avatar has a newer version to move to.
+    employment = avatar_factories.EmploymentFactory(organization=org_a)
+    newer = avatar_factories.AvatarVersionFactory(avatar=employment.avatar, number=2)
+    employment.avatar.current_version = newer
+    employment.avatar.save()
     ids = {
+        "upload": avatar_factories.UploadFactory(
+            organization=org_a,
+            purpose="document",
+            filename="a.txt",
+            content_type="text/plain",
+            size=3,
+            received=0,
+            status="receiving",
+        ).pk,
+        "full_upload": full_upload.pk,
+        "consent_clip": avatar_factories.UploadFactory(organization=org_a).pk,
+        "consent": avatar_factories.ConsentFactory(avatar=build_avatar).pk,
+        "build_avatar": build_avatar.pk,
+        "footage": avatar_factories.UploadFactory(organization=org_a, purpose="footage").pk,
+        "build_consent": build_avatar.current_version.consent_id,
+        "build": avatar_factories.AvatarBuildFactory(avatar__organization=org_a).pk,
         "analyst": member_factory(org_a, Role.ANALYST).pk,
         "operator": member_factory(org_a, Role.OPERATOR).pk,
         "granted_operator": granted.pk,
@@ -98,8 +221,25 @@ def targets(org_a, owner_a, member_factory) -> dict[str, str]:
         "api_key": factories.api_key_factory(org_a).pk,
         "audit_entry": factories.AuditEntryFactory(organization=org_a).pk,
         "station": station.pk,
+        "knowledge_entry": avatar_factories.KnowledgeEntryFactory(organization=org_a).pk,
+        "knowledge_document": avatar_factories.KnowledgeDocumentFactory(organization=org_a).pk,
+        "avatar": avatar_factories.ready_avatar(organization=org_a).pk,
+        "draft_avatar": avatar_factories.AvatarFactory(organization=org_a).pk,
+        # Published by a vendor: every member of A may see it in the talent market.
+        "market_avatar": avatar_factories.ready_avatar(visibility="public").pk,
+        "position": avatar_factories.PositionFactory(organization=org_a).pk,
+        "employment": employment.pk,
+        "review": avatar_factories.PerformanceReviewFactory(employment=employment).pk,
     }
     return {name: str(value) for name, value in ids.items()}
+
+
+def _send(client: Any, method: str, url: str, row: Row, targets: dict[str, str]) -> Any:
+    if isinstance(row.body, bytes):  # raw, as an upload's chunk
+        return client.generic(
+            method, url, row.body, content_type="application/octet-stream", headers=row.headers
+        )
+    return getattr(client, method.lower())(url, _fill(row.body, targets), format="json")
 
 
 def _fill(value: Any, targets: dict[str, str]) -> Any:
@@ -119,7 +259,7 @@ def test_each_role_gets_what_the_table_says(org_a, targets, member_factory, clie
     method, path = row.request.split(" ")
     url = f"/api/v1/orgs/{org_a.slug}/" + _fill(path, targets)
     before = database_rows()
-    response = getattr(client, method.lower())(url, _fill(row.body, targets), format="json")
+    response = _send(client, method, url, row, targets)
 
     if role in row.allowed:
         assert response.status_code == row.success, response.content
@@ -164,7 +304,7 @@ def test_a_person_outside_the_organization_gets_not_found_not_forbidden(
     for row in ROWS:
         method, path = row.request.split(" ")
         url = "/api/v1/orgs/alpha-hospital/" + _fill(path, targets)
-        response = getattr(outsider, method.lower())(url, _fill(row.body, targets), format="json")
+        response = _send(outsider, method, url, row, targets)
         assert response.status_code == 404, row.name
         assert response.json() == {"code": "not_found", "detail": "Not found."}
     assert database_rows() == before

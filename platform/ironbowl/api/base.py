@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ironbowl.api.pagination import OrganizationCursorPagination
+from ironbowl.api.pagination import KeysetCursorPagination, OrganizationCursorPagination
 from ironbowl.api.throttling import CredentialRateThrottle, OrganizationRateThrottle
 from tenants import selectors
 from tenants.audit import Actor
@@ -167,3 +167,37 @@ class OrganizationViewSet(OrganizationScoped, viewsets.GenericViewSet[Any]):
     def scope_queryset(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
         """Hook: narrow or annotate the organization's rows (select_related, etc.)."""
         return queryset
+
+
+class CatalogViewSet(OrganizationScoped, viewsets.GenericViewSet[Any]):
+    """Base for read-only catalogs of rows that organizations published for every other one to
+    see (the talent market).
+
+    The caller is checked as everywhere: a member or API key of the organization in the URL, with
+    the permission its `permission_map` names. The rows are not that organization's: they come
+    from `published_queryset()`, which must keep only what their owners published; a row it
+    leaves out answers 404 exactly like a missing one. Read-only: a catalog never changes another
+    organization's rows.
+    """
+
+    model: type[TenantOwned]
+    lookup_value_regex = "[0-9a-f-]{36}"
+    pagination_class = KeysetCursorPagination
+    throttle_classes = [OrganizationRateThrottle, CredentialRateThrottle]
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    http_method_names = ["get", "head", "options"]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        writes = set(cls.http_method_names) - {"get", "head", "options"}
+        if writes:
+            raise TypeError(f"{cls.__name__} is a catalog: it may not answer {sorted(writes)}")
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        if getattr(self, "swagger_fake_view", False):
+            return self.model.objects.none()
+        return self.published_queryset()
+
+    def published_queryset(self) -> models.QuerySet[Any]:
+        """Hook: every organization's published rows (the only cross-organization read here)."""
+        raise NotImplementedError(f"{type(self).__name__} must define published_queryset()")

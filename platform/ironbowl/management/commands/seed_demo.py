@@ -1,4 +1,4 @@
-"""Load the demo organizations and members (idempotent)."""
+"""Load the demo world: organizations, members, stations, avatars and hires (idempotent)."""
 
 from typing import Any
 
@@ -8,7 +8,10 @@ from ironbowl.demo import demo_logins, seed_demo
 
 
 class Command(BaseCommand):
-    help = "Create the demo organizations, members in every role and a few stations."
+    help = (
+        "Create the demo organizations, members in every role, stations, the vendor's published "
+        "avatars, two hires and the knowledge they answer from."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         created = seed_demo()
