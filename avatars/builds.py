@@ -6,19 +6,23 @@ bundle (see `avatars.builder`), saving progress between steps; between steps it 
 cancelled or when the consent has lapsed. Success makes version n+1 the avatar's current version.
 A failure or a cancel leaves the avatar as it was: its previous version stays current, its status
 goes back to ready (or draft when it never had a version). Running a finished build again does
-nothing, so a redelivered task is harmless.
+nothing, so a redelivered task is harmless. A build whose worker died is failed by a watchdog
+(`fail_lost_builds`, the beat task `avatars.requeue_stale_builds`) once its heartbeat stops.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import shutil
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -43,6 +47,10 @@ logger = structlog.get_logger(__name__)
 
 ACTIVE = (BuildStatus.QUEUED, BuildStatus.RUNNING)
 REASON_MAX_LENGTH = 500
+HEARTBEAT_EVERY = dt.timedelta(minutes=1)
+# A running build whose heartbeat is older than this lost its worker (a build reports progress
+# every few seconds; its longest step, reading the footage, reports as it reads).
+LOST_AFTER = dt.timedelta(minutes=30)
 
 
 # --- Selectors ------------------------------------------------------------------------------------
@@ -264,11 +272,14 @@ class _Stopped(Exception):
 
 
 class _Progress:
-    """Saves progress as the steps go; between saves, stops the build if it must stop."""
+    """Saves progress as the steps go, with a heartbeat (at least every HEARTBEAT_EVERY while the
+    work reports, even when the percentage stands still); between saves, stops the build if it
+    must stop."""
 
     def __init__(self, build: AvatarBuild) -> None:
         self.build = build
         self.saved = (build.stage, build.progress)
+        self.beat = build.heartbeat_at or timezone.now()
 
     def check(self) -> None:
         build = (
@@ -290,17 +301,24 @@ class _Progress:
             raise _Stopped(code, problem)
 
     def report(self, stage: str, progress: int) -> None:
-        if (stage, progress) == self.saved:
+        now = timezone.now()
+        if (stage, progress) == self.saved and now - self.beat < HEARTBEAT_EVERY:
             return
         self.check()
         AvatarBuild.objects.for_organization(self.build.organization).filter(
             pk=self.build.pk, status=BuildStatus.RUNNING
-        ).update(stage=stage, progress=progress)
-        self.saved = (stage, progress)
+        ).update(stage=stage, progress=progress, heartbeat_at=now)
+        self.saved, self.beat = (stage, progress), now
 
     def span(self, stage: str, start: int, end: int) -> builder.Progress:
         """A callback for one step, mapping its fraction done onto [start, end] percent."""
         return lambda fraction: self.report(stage, start + int((end - start) * fraction))
+
+
+def _workdir(build: AvatarBuild) -> Path:
+    """Where a running build writes; beside the versions' folders, renamed to v{n} on success."""
+    avatar_folder = f"avatars/{build.organization_id}/{build.avatar_id}"
+    return Path(settings.MEDIA_ROOT) / avatar_folder / f".build-{build.pk}"
 
 
 @transaction.atomic
@@ -313,9 +331,11 @@ def _claim(organization: Organization, build_id: str) -> AvatarBuild | None:
         _end(SYSTEM, build, BuildStatus.CANCELLED, code, reason, "build.cancel")
         return None
     build.status = BuildStatus.RUNNING
-    build.started_at = build.started_at or timezone.now()
+    now = timezone.now()
+    build.started_at = build.started_at or now
+    build.heartbeat_at = now
     build.stage, build.progress = "starting", 1
-    build.save(update_fields=["status", "started_at", "stage", "progress"])
+    build.save(update_fields=["status", "started_at", "heartbeat_at", "stage", "progress"])
     return (
         AvatarBuild.objects.for_organization(organization)
         .select_related("avatar", "footage", "consent", "organization")
@@ -405,9 +425,7 @@ def run_build(organization_id: str, build_id: str) -> None:
         return
     log = logger.bind(organization=organization.slug, build=build_id)
     footage_path = uploads.path_of(build.footage)
-    # Beside the versions' folders, renamed to v{n} when the build succeeds.
-    workdir = Path(settings.MEDIA_ROOT) / f"avatars/{organization.pk}/{build.avatar_id}"
-    workdir = workdir / f".build-{build.pk}"
+    workdir = _workdir(build)
     progress = _Progress(build)
     # Reasons are stored for the organization's people: in their language.
     with translation.override(organization.locale):
@@ -442,3 +460,61 @@ def run_build(organization_id: str, build_id: str) -> None:
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- Watchdog -------------------------------------------------------------------------------------
+
+
+def _lost_reason(last: dt.datetime, organization: Organization) -> str:
+    local = timezone.localtime(last, zoneinfo.ZoneInfo(organization.time_zone))
+    return _(
+        "The worker running this build stopped reporting progress (last at %(time)s, more than "
+        "%(minutes)d minutes before) and is taken to be lost. The avatar is as it was before the "
+        "build; start the build again."
+    ) % {
+        "time": local.strftime("%Y-%m-%d %H:%M %Z"),
+        "minutes": LOST_AFTER // dt.timedelta(minutes=1),
+    }
+
+
+def fail_lost_builds(now: dt.datetime | None = None) -> int:
+    """Fail every running build whose worker stopped reporting (no heartbeat for LOST_AFTER).
+
+    A worker that died mid-build (killed, out of memory, its machine gone) never ends its build;
+    without this the avatar would stay `building` for good and no new build could start. The
+    build fails with code `worker_lost` and a reason saying so (one asked to stop is cancelled
+    instead); the avatar returns to its former state, as after any failed build, and its previous
+    version stays current. Should the worker still be alive after all, its late result is dropped
+    (`_publish` finds the build ended). Returns how many builds it ended.
+
+    Cross-tenant: running builds of every organization are looked at; each is ended in its own
+    transaction, under its lock, after checking again that it is still running and silent.
+    """
+    now = now or timezone.now()
+    cutoff = now - LOST_AFTER
+    silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    lost = (
+        AvatarBuild.objects.unscoped_dangerously()
+        .filter(silent, status=BuildStatus.RUNNING)
+        .values_list("organization_id", "pk")
+    )
+    ended = 0
+    for organization_id, build_id in list(lost):
+        organization = Organization.objects.get(pk=organization_id)
+        with transaction.atomic(), translation.override(organization.locale):
+            build = _lock(organization, build_id)
+            if build is None or build.status != BuildStatus.RUNNING:
+                continue
+            last = build.heartbeat_at or build.started_at
+            if last is None or last >= cutoff:
+                continue  # it reported meanwhile
+            if build.cancel_requested:  # asked to stop, and nobody is left to stop it: it ends
+                code, reason = build.failure_code, build.failure_reason
+                _end(SYSTEM, build, BuildStatus.CANCELLED, code, reason, "build.cancel")
+            else:
+                reason = _lost_reason(last, organization)
+                _end(SYSTEM, build, BuildStatus.FAILED, "worker_lost", reason, "build.fail")
+            transaction.on_commit(functools.partial(shutil.rmtree, _workdir(build), True))
+            logger.warning("build_worker_lost", organization=organization.slug, build=str(build_id))
+            ended += 1
+    return ended

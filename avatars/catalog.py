@@ -1,7 +1,8 @@
 """An organization's own avatars: create, change, publish, retire and delete them.
 
-Also the checks of what an avatar says about itself (BCP-47 language tags, skills, wardrobe,
-price), shared by the API's serializers and the services so that both give the same message.
+Also the checks of what an avatar says about itself (skills, wardrobe, price; its language tags
+follow `avatars.languages`), shared by the API's serializers and the services so that both give
+the same message.
 Builds (another module) move an avatar to building and ready; here its status is only read, except
 for retiring.
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from avatars import market
+from avatars import languages, market
 from avatars.models import (
     Avatar,
     AvatarBuild,
@@ -44,68 +47,7 @@ AVATAR_FIELDS = (
     "list_price",
     "currency",
 )
-MAX_LANGUAGES = 20
 MAX_OUTFITS = 50
-
-# --- Language tags ---------------------------------------------------------------------------
-
-# BCP-47 (RFC 5646) without extensions or private use: a 2–3 letter ISO 639 language, then an
-# optional 4-letter ISO 15924 script, an optional region (2 letters, ISO 3166, or 3 digits, UN
-# M.49) and optional registered variants (5–8 characters, or a digit and 3 characters).
-_LANGUAGE_TAG = re.compile(
-    r"(?P<language>[a-z]{2,3})"
-    r"(?:-(?P<script>[a-z]{4}))?"
-    r"(?:-(?P<region>[a-z]{2}|[0-9]{3}))?"
-    r"(?P<variants>(?:-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*)",
-    re.ASCII,
-)
-LANGUAGE_EXAMPLES = "zh-CN, yue-HK, en-US, zh-Hans-CN"
-
-
-def normalise_language_tag(value: str) -> str | None:
-    """The tag in its conventional case (`ZH-hans-cn` → `zh-Hans-CN`), or None if it is not one."""
-    match = _LANGUAGE_TAG.fullmatch(value.strip().lower())
-    if match is None:
-        return None
-    parts = [match["language"]]
-    if match["script"]:
-        parts.append(match["script"].title())
-    if match["region"]:
-        parts.append(match["region"].upper())
-    variants = match["variants"]
-    return "-".join(parts) + variants
-
-
-def language_tags_error(values: Iterable[object]) -> str | None:
-    """What is wrong with a list of language tags, for a person; None when nothing is."""
-    values = list(values)
-    wrong = [str(value) for value in values if not isinstance(value, str)]
-    wrong += [v for v in values if isinstance(v, str) and normalise_language_tag(v) is None]
-    if wrong:
-        return _(
-            "Not a language tag: %(tags)s. Use BCP-47 tags of the form "
-            "language[-Script][-Region], for example %(examples)s."
-        ) % {"tags": ", ".join(f"“{tag}”" for tag in wrong), "examples": LANGUAGE_EXAMPLES}
-    if len(values) > MAX_LANGUAGES:
-        return _("At most %(count)d languages.") % {"count": MAX_LANGUAGES}
-    return None
-
-
-def clean_language_tags(values: Iterable[str], field: str = "languages") -> list[str]:
-    """The tags normalised and without duplicates, in the given order; DomainError if invalid."""
-    values = list(values)
-    problem = language_tags_error(values)
-    if problem is not None:
-        raise DomainError("invalid_language", problem, field=field)
-    return _unique(normalise_language_tag(value) or value for value in values)
-
-
-def language_matches(tag: str, wanted: str) -> bool:
-    """Whether `tag` falls within the range `wanted` (RFC 4647 basic filtering, case-insensitive):
-    `zh` matches zh-CN and zh-Hans-CN, `zh-Hans` matches zh-Hans-CN; `zh-CN` does not match zh."""
-    tag, wanted = tag.lower(), wanted.lower()
-    return tag == wanted or tag.startswith(wanted + "-")
-
 
 # --- Skills, wardrobe, price ------------------------------------------------------------------
 
@@ -162,7 +104,7 @@ def _unique(values: Iterable[str]) -> list[str]:
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     cleaned = dict(fields)
     if "languages" in cleaned:
-        cleaned["languages"] = clean_language_tags(cleaned["languages"])
+        cleaned["languages"] = languages.clean_list(cleaned["languages"])
     if "skills" in cleaned:
         cleaned["skills"] = clean_skills(cleaned["skills"])
     if "wardrobe" in cleaned:
@@ -219,6 +161,31 @@ def publishing_problem(avatar: Avatar) -> str | None:
     return None
 
 
+# --- Portraits -------------------------------------------------------------------------------
+
+
+def version_of(avatar: Avatar, number: int | None = None) -> AvatarVersion | None:
+    """Version `number` of the avatar, or its current version when `number` is None."""
+    if number is None:
+        return avatar.current_version
+    versions = AvatarVersion.objects.for_organization(avatar.organization)
+    return versions.filter(avatar=avatar, number=number).first()
+
+
+def portrait_file(version: AvatarVersion | None) -> Path | None:
+    """The portrait PNG a build stored for the version, if it has one on disk.
+
+    The stored path is relative to MEDIA_ROOT; one that would lead out of it is treated as
+    missing, never served."""
+    if version is None or not version.portrait:
+        return None
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path = (root / version.portrait).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
+
+
 # --- Services ---------------------------------------------------------------------------------
 
 
@@ -242,10 +209,12 @@ def create_avatar(actor: Actor, organization: Organization, **fields: Any) -> Av
 
 
 def _locked(avatar: Avatar) -> Avatar:
-    """The avatar's row again, locked until the transaction ends (builds change its status)."""
+    """The avatar's row again, locked until the transaction ends: builds change its status, and a
+    hire (`employments.hire_avatar`) locks it too, so a hire and a retire at once cannot both
+    succeed. Only this row: a hire holds its organization's row before the avatar's."""
     return (
         Avatar.objects.for_organization(avatar.organization)
-        .select_for_update()
+        .select_for_update(of=("self",))
         .select_related("organization")
         .get(pk=avatar.pk)
     )
@@ -298,7 +267,8 @@ def retire_avatar(actor: Actor, avatar: Avatar, reason: str) -> Avatar:
 
     Refused while any organization's hire of it has not ended (a vendor must not pull an avatar
     from under an institution that pays for it): the vendor makes it private to stop new hires,
-    and retires it once those hires are terminated. Also refused while a build runs.
+    and retires it once those hires are terminated. Also refused while a build runs. The avatar's
+    row is locked first, so a hire at the same time is either seen here or sees the retirement.
     """
     reason = reason.strip()
     if not reason:

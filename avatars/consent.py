@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from avatars import builds
-from avatars.employments import suspend_employment
+from avatars.employments import clean_reason, suspend_employment
 from avatars.models import (
     Avatar,
     Consent,
@@ -33,7 +33,6 @@ from tenants.audit import SYSTEM, Actor
 from tenants.errors import ConflictError, DomainError
 from tenants.models import Organization
 
-REASON_MAX_LENGTH = 300
 SUSPENSION_REASON_MAX_LENGTH = 300
 
 
@@ -130,19 +129,9 @@ class Enforcement:
 @transaction.atomic
 def revoke_consent(actor: Actor, consent: Consent, reason: str) -> Consent:
     """The person withdrew their consent: record it and enforce it at once."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise DomainError(
-            "reason_required",
-            _("Say why the consent is revoked; the hires that are suspended show it."),
-            field="reason",
-        )
-    if len(reason) > REASON_MAX_LENGTH:
-        raise DomainError(
-            "reason_too_long",
-            _("Keep the reason to %(max)d characters.") % {"max": REASON_MAX_LENGTH},
-            field="reason",
-        )
+    reason = clean_reason(
+        reason, _("Say why the consent is revoked; the hires that are suspended show it.")
+    )
     consent = (
         Consent.objects.for_organization(consent.organization)
         .select_for_update()

@@ -21,6 +21,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from avatars import market
 from avatars.models import (
     Avatar,
     AvatarStatus,
@@ -34,7 +35,6 @@ from avatars.models import (
     KnowledgeEntry,
     Position,
     RateSource,
-    Visibility,
 )
 from avatars.positions import filled_seats_of_position, missing_requirements
 from tenants import audit
@@ -77,14 +77,17 @@ _BECOMING: dict[str, Promise] = {
 # --- Selectors ------------------------------------------------------------------------------------
 
 
-def hireable_avatars(organization: Organization) -> QuerySet[Avatar]:
-    """Avatars the organization may hire: its own, and public ready ones of the talent market.
+def hireable_avatars(organization: Organization, at: dt.datetime | None = None) -> QuerySet[Avatar]:
+    """Avatars the organization may hire: its own, and those of the talent market.
 
-    Another organization's private avatar is not among them, so naming one answers exactly as
-    naming an id that does not exist.
+    Another organization's avatar counts only while the market shows it (`market.on_the_market`:
+    public, ready, its vendor active, a consent that covers any organization), so naming one that
+    is not there answers exactly as naming an id that does not exist. The hire's own checks then
+    say why an own avatar that is not ready cannot be hired.
     """
+    # Crossing tenants only as far as the market does: what its owners published for everyone.
     return Avatar.objects.unscoped_dangerously().filter(
-        Q(organization=organization) | Q(visibility=Visibility.PUBLIC, status=AvatarStatus.READY)
+        Q(organization=organization) | market.on_the_market(at)
     )
 
 
@@ -93,9 +96,7 @@ def avatars_employed_or_hireable(organization: Organization) -> QuerySet[Avatar]
     avatar may have been withdrawn since)."""
     employed = Employment.objects.for_organization(organization).values("avatar_id")
     return Avatar.objects.unscoped_dangerously().filter(
-        Q(organization=organization)
-        | Q(visibility=Visibility.PUBLIC, status=AvatarStatus.READY)
-        | Q(pk__in=employed)
+        Q(organization=organization) | market.on_the_market() | Q(pk__in=employed)
     )
 
 
@@ -186,6 +187,26 @@ def _lock_organization(organization: Organization) -> Organization:
     return Organization.objects.select_for_update().get(pk=organization.pk)
 
 
+def _lock_hireable(organization: Organization, avatar: Avatar) -> Avatar:
+    """The avatar's row, read again and locked until the hire commits, if the organization may
+    hire it; else `not_found`, as for an id that does not exist.
+
+    Retiring locks the row too (`catalog.retire_avatar`): a retire that comes first makes this
+    wait and then find the avatar retired (or off the market); one that comes second waits for
+    the hire and then sees it, and refuses.
+    """
+    locked = (
+        hireable_avatars(organization)
+        .select_for_update(of=("self",))
+        .select_related("current_version")
+        .filter(pk=avatar.pk)
+        .first()
+    )
+    if locked is None:
+        raise DomainError("not_found", _("No such object: %(pk)s.") % {"pk": avatar.pk}, "avatar")
+    return locked
+
+
 def _lock(employment: Employment) -> Employment:
     return (
         Employment.objects.for_organization(employment.organization)
@@ -270,12 +291,14 @@ def _check_may_work(employment: Employment) -> None:
         )
 
 
-def _clean_reason(reason: str | None) -> str:
+def clean_reason(reason: str | None, missing: str | None = None) -> str:
+    """The reason given for a change, trimmed; refused when empty (`missing` says what to write)
+    or longer than REASON_MAX_LENGTH."""
     reason = (reason or "").strip()
     if not reason:
         raise DomainError(
             "reason_required",
-            _("Give a reason for this change; it is kept in the employment's history."),
+            missing or _("Give a reason for this change; it is kept in the employment's history."),
             field="reason",
         )
     if len(reason) > REASON_MAX_LENGTH:
@@ -310,14 +333,17 @@ def hire_avatar(
     rate: Decimal | None = None,
     ends_on: dt.date | None = None,
 ) -> Employment:
-    """Offer the avatar's current version a position: a new employment, offered."""
+    """Offer the avatar's current version a position: a new employment, offered.
+
+    Locks, in this order: the organization (seats), the avatar (against a retire at the same
+    time), the position (headcount).
+    """
     organization = _lock_organization(organization)
     if position.organization_id != organization.pk:
         raise DomainError(
             "not_found", _("No such object: %(pk)s.") % {"pk": position.pk}, "position"
         )
-    if not hireable_avatars(organization).filter(pk=avatar.pk).exists():
-        raise DomainError("not_found", _("No such object: %(pk)s.") % {"pk": avatar.pk}, "avatar")
+    avatar = _lock_hireable(organization, avatar)
     if avatar.status == AvatarStatus.RETIRED:
         raise ConflictError(
             "avatar_retired",
@@ -439,6 +465,22 @@ def _belong(organization: Organization, rows: list[Any], field: str) -> None:
             raise DomainError("not_found", _("No such object: %(pk)s.") % {"pk": row.pk}, field)
 
 
+def _lock_for_knowledge(
+    employment: Employment,
+    entries: list[KnowledgeEntry] | tuple[()],
+    documents: list[KnowledgeDocument] | tuple[()],
+    nothing_named: str,
+) -> Employment:
+    """The employment locked, once it may take this change of knowledge."""
+    employment = _lock(employment)
+    _refuse_if_terminated(employment)
+    if not entries and not documents:
+        raise DomainError("nothing_named", nothing_named)
+    _belong(employment.organization, list(entries), "entries")
+    _belong(employment.organization, list(documents), "documents")
+    return employment
+
+
 @transaction.atomic
 def attach_knowledge(
     actor: Actor,
@@ -448,14 +490,8 @@ def attach_knowledge(
     documents: list[KnowledgeDocument] | tuple[()] = (),
 ) -> Employment:
     """Give the employee knowledge to answer from; attaching what is attached changes nothing."""
-    employment = _lock(employment)
-    _refuse_if_terminated(employment)
-    if not entries and not documents:
-        raise DomainError(
-            "nothing_named", _("Name at least one knowledge entry or document to attach.")
-        )
-    _belong(employment.organization, list(entries), "entries")
-    _belong(employment.organization, list(documents), "documents")
+    nothing = _("Name at least one knowledge entry or document to attach.")
+    employment = _lock_for_knowledge(employment, entries, documents, nothing)
     before = attached_knowledge(employment)
     _through_entries().objects.bulk_create(
         [_through_entries()(employment_id=employment.pk, knowledgeentry_id=e.pk) for e in entries],
@@ -481,14 +517,8 @@ def detach_knowledge(
     documents: list[KnowledgeDocument] | tuple[()] = (),
 ) -> Employment:
     """Take knowledge away from the employee; detaching what is not attached changes nothing."""
-    employment = _lock(employment)
-    _refuse_if_terminated(employment)
-    if not entries and not documents:
-        raise DomainError(
-            "nothing_named", _("Name at least one knowledge entry or document to detach.")
-        )
-    _belong(employment.organization, list(entries), "entries")
-    _belong(employment.organization, list(documents), "documents")
+    nothing = _("Name at least one knowledge entry or document to detach.")
+    employment = _lock_for_knowledge(employment, entries, documents, nothing)
     before = attached_knowledge(employment)
     _through_entries().objects.filter(
         employment_id=employment.pk, knowledgeentry_id__in=[e.pk for e in entries]
@@ -581,7 +611,7 @@ def transition_employment(
     actor: Actor, employment: Employment, to: str, reason: str | None
 ) -> Employment:
     """Move the employment along the lifecycle table, with a reason; audited and kept in history."""
-    reason = _clean_reason(reason)
+    reason = clean_reason(reason)
     if to not in S.values:
         raise DomainError("invalid_status", _("No such status: %(to)s.") % {"to": to}, "to")
     employment = _lock(employment)

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
-from avatars import uploads
+from avatars import languages, uploads
 from avatars.models import (
     DocumentFormat,
     KnowledgeDocument,
@@ -39,7 +39,6 @@ MAX_ANSWER_CHARS = 5000
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50
 MAX_TITLE_CHARS = 300
-MAX_LANGUAGE_CHARS = 20
 MAX_DOCUMENT_CHARS = 1_000_000
 MAX_IMPORT_ROWS = 10_000
 
@@ -55,88 +54,20 @@ class InvalidValue(ValueError):
         self.message = message
 
 
-# --- Language tags --------------------------------------------------------------------------------
-
-# ISO 639-1: the two-letter primary language subtags. Three-letter ones (yue, cmn, nan…) are
-# many more; they are checked for form only.
-_ISO_639_1_CODES = (
-    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy "
-    "da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu "
-    "hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb "
-    "lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om "
-    "or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw "
-    "ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu"
-)
-_ISO_639_1 = frozenset(_ISO_639_1_CODES.split())
-
-# RFC 5646 `langtag` (irregular grandfathered tags aside): language[-extlang], script, region,
-# variants, extensions, private use.
-_LANGTAG = re.compile(
-    r"""
-    (?P<language>[a-z]{2,3})(?:-[a-z]{3}){0,3}
-    (?:-[a-z]{4})?
-    (?:-(?:[a-z]{2}|[0-9]{3}))?
-    (?:-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*
-    (?:-[0-9a-wy-z](?:-[a-z0-9]{2,8})+)*
-    (?:-x(?:-[a-z0-9]{1,8})+)?
-    """,
-    re.IGNORECASE | re.VERBOSE,
-)
+# --- Field rules ---------------------------------------------------------------------------------
 
 
-def _canonical_case(tag: str) -> str:
-    """zh-hant-tw → zh-Hant-TW: lower language, title-case script, upper region."""
-    parts = tag.split("-")
-    out = [parts[0].lower()]
-    in_extension = False
-    for part in parts[1:]:
-        if len(part) == 1:
-            in_extension = True
-        if not in_extension and len(part) == 2 and part.isalpha():
-            out.append(part.upper())
-        elif not in_extension and len(part) == 4 and part.isalpha():
-            out.append(part.title())
-        else:
-            out.append(part.lower())
-    return "-".join(out)
-
-
-def normalise_language_tag(value: object) -> str:
-    """A BCP-47 tag in its canonical case (zh-CN, yue-HK, en-US), or InvalidValue."""
-    example = _("Use a tag such as zh-CN, yue-HK or en-US.")
-    text = str(value or "").strip()
-    if not text:
-        raise InvalidValue(_("Give a language as a BCP-47 tag.") + " " + example)
-    if "_" in text and _LANGTAG.fullmatch(text.replace("_", "-")):
-        suggestion = _canonical_case(text.replace("_", "-"))
-        raise InvalidValue(
-            _("Use hyphens, not underscores, in language tags: %(tag)s.") % {"tag": suggestion}
-        )
-    match = _LANGTAG.fullmatch(text)
-    if match is None:
-        raise InvalidValue(
-            _("“%(value)s” is not a BCP-47 language tag.") % {"value": text[:40]} + " " + example
-        )
-    language = match["language"].lower()
-    if len(language) == 2 and language not in _ISO_639_1:
-        raise InvalidValue(
-            _("“%(language)s” is not an ISO 639 language code.") % {"language": language}
-            + " "
-            + example
-        )
-    if len(text) > MAX_LANGUAGE_CHARS:
-        raise InvalidValue(
-            _("A language tag has at most %(limit)d characters.") % {"limit": MAX_LANGUAGE_CHARS}
-        )
-    return _canonical_case(text)
+def clean_language(value: object) -> str:
+    """A BCP-47 tag in its conventional case (zh-CN, yue-HK, en-US); see `avatars.languages`."""
+    try:
+        return languages.normalise(value)
+    except languages.InvalidLanguageTag as invalid:
+        raise InvalidValue(invalid.message) from None
 
 
 def language_filter(tag: str) -> Q:
     """Rows in this language or a more specific one: `zh` finds zh, zh-CN and zh-Hant-TW."""
-    return Q(language=tag) | Q(language__startswith=f"{tag}-")
-
-
-# --- Field rules ---------------------------------------------------------------------------------
+    return languages.within("language", clean_language(tag))
 
 
 def _one_line(text: str) -> str:
@@ -242,13 +173,13 @@ def clean_content(value: object) -> str:
 _ENTRY_RULES = {
     "questions": clean_questions,
     "answer": clean_answer,
-    "language": normalise_language_tag,
+    "language": clean_language,
     "tags": clean_tags,
 }
 _DOCUMENT_RULES = {
     "title": clean_title,
     "content": clean_content,
-    "language": normalise_language_tag,
+    "language": clean_language,
     "tags": clean_tags,
 }
 
@@ -644,7 +575,7 @@ def _parse_row(
     rules = {
         "question": clean_questions,
         "answer": clean_answer,
-        "language": normalise_language_tag,
+        "language": clean_language,
         "tags": clean_tags,
     }
     ok = True

@@ -31,22 +31,28 @@ NOT_ENDED = (
 )
 
 
-def market_avatars(at: dt.datetime | None = None) -> QuerySet[Avatar]:
-    """Every organization's avatars that may be hired by any other: public, ready, and built
-    under a consent that lets any organization use the likeness, not revoked nor expired."""
+def on_the_market(at: dt.datetime | None = None) -> Q:
+    """What puts an avatar on the talent market, for any organization to see and hire: public,
+    ready, its owner active, and built under a consent that lets any organization use the
+    likeness, neither revoked nor expired."""
     at = at or timezone.now()
-    # Crossing tenants is the market's purpose. The filter below is what an owner published;
-    # nothing private, unfinished or without a valid consent for everyone passes it.
+    return Q(
+        visibility=Visibility.PUBLIC,
+        status=AvatarStatus.READY,
+        organization__is_active=True,
+        current_version__consent__scope=ConsentScope.ANY,
+        current_version__consent__revoked_at__isnull=True,
+        current_version__consent__expires_at__gt=at,
+    )
+
+
+def market_avatars(at: dt.datetime | None = None) -> QuerySet[Avatar]:
+    """Every organization's avatars that may be hired by any other (`on_the_market`)."""
+    # Crossing tenants is the market's purpose. The filter is what an owner published; nothing
+    # private, unfinished or without a valid consent for everyone passes it.
     return (
         Avatar.objects.unscoped_dangerously()
-        .filter(
-            visibility=Visibility.PUBLIC,
-            status=AvatarStatus.READY,
-            organization__is_active=True,
-            current_version__consent__scope=ConsentScope.ANY,
-            current_version__consent__revoked_at__isnull=True,
-            current_version__consent__expires_at__gt=at,
-        )
+        .filter(on_the_market(at))
         .select_related("organization", "current_version")
     )
 
@@ -61,7 +67,7 @@ def with_any_skill(avatars: QuerySet[Avatar], skills: Iterable[str]) -> QuerySet
 
 def speaking_any(avatars: QuerySet[Avatar], ranges: Iterable[str]) -> QuerySet[Avatar]:
     """Avatars with a language tag in one of the ranges (RFC 4647 basic filtering, as
-    `catalog.language_matches`): `zh` finds zh-CN and zh-Hans-CN, `yue` finds yue-HK."""
+    `languages.matches`): `zh` finds zh-CN and zh-Hans-CN, `yue` finds yue-HK."""
     wanted = Q()
     for language in ranges:
         tag = language.casefold()

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from avatars.languages import MAX_TAG_CHARS
 from tenants.models import Organization
 from tenants.scoping import TenantOwned
 
@@ -210,6 +211,9 @@ class AvatarBuild(TenantOwned):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Written with each progress report of a running build: the watchdog fails a build whose
+    # worker stopped writing it (see `builds.fail_lost_builds`).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -358,7 +362,7 @@ class KnowledgeEntry(TenantOwned):
     id = _uuid()
     questions = models.JSONField(_("question variants"))
     answer = models.TextField(_("answer"))
-    language = models.CharField(_("language (BCP-47)"), max_length=20)
+    language = models.CharField(_("language (BCP-47)"), max_length=MAX_TAG_CHARS)
     tags = models.JSONField(default=list, blank=True)
     # Derived on save, for search and the tag filter: SQLite keeps JSON text with non-ASCII
     # escaped and PostgreSQL does not, so JSON lookups would find Chinese on one and not the other.
@@ -395,7 +399,7 @@ class KnowledgeDocument(TenantOwned):
     title = models.CharField(_("title"), max_length=300)
     format = models.CharField(max_length=10, choices=DocumentFormat.choices)
     content = models.TextField(_("text"))
-    language = models.CharField(_("language (BCP-47)"), max_length=20)
+    language = models.CharField(_("language (BCP-47)"), max_length=MAX_TAG_CHARS)
     tags = models.JSONField(default=list, blank=True)
     source = models.ForeignKey(
         Upload, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from avatars import languages
 from avatars.models import Employment, EmploymentStatus, Position
 from tenants import audit
 from tenants.audit import Actor
@@ -24,45 +24,17 @@ POSITION_FIELDS = (
     "headcount",
 )
 
-# A BCP-47 language tag without extensions: language, script, region, variants (zh-Hans-CN, yue-HK).
-_LANGUAGE_TAG = re.compile(
-    r"^[A-Za-z]{2,3}(?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|[0-9]{3}))?"
-    r"(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"
-)
-
-
-def is_language_tag(value: str) -> bool:
-    return bool(_LANGUAGE_TAG.match(value))
-
-
-def normalise_language_tag(value: str) -> str:
-    """The conventional spelling of a tag: `zh-hans-cn` → `zh-Hans-CN`."""
-    language, *rest = value.split("-")
-    parts = [language.lower()]
-    for subtag in rest:
-        if len(subtag) == 4 and subtag.isalpha():
-            parts.append(subtag.title())
-        elif (len(subtag) == 2 and subtag.isalpha()) or (len(subtag) == 3 and subtag.isdigit()):
-            parts.append(subtag.upper())
-        else:
-            parts.append(subtag.lower())
-    return "-".join(parts)
-
-
-def speaks(languages: Iterable[str], required: str) -> bool:
-    """Whether one of `languages` falls within the `required` range (RFC 4647 basic filtering):
-    `yue-HK` satisfies `yue`, but `zh` does not satisfy `zh-CN`."""
-    wanted = required.lower()
-    return any(tag.lower() == wanted or tag.lower().startswith(wanted + "-") for tag in languages)
-
 
 def missing_requirements(
-    position: Position, languages: Iterable[str], skills: Iterable[str]
+    position: Position, spoken_languages: Iterable[str], skills: Iterable[str]
 ) -> tuple[list[str], list[str]]:
-    """(languages, skills) the position requires that the candidate lacks."""
-    languages = list(languages)
+    """(languages, skills) the position requires that the candidate lacks; a required language is
+    met by any more specific tag of it (`yue` by yue-HK, see `avatars.languages.speaks`)."""
+    spoken = list(spoken_languages)
     skills = set(skills)
-    missing_languages = [tag for tag in position.required_languages if not speaks(languages, tag)]
+    missing_languages = [
+        tag for tag in position.required_languages if not languages.speaks(spoken, tag)
+    ]
     missing_skills = [skill for skill in position.required_skills if skill not in skills]
     return missing_languages, missing_skills
 
@@ -86,8 +58,8 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
         if name not in POSITION_FIELDS:
             raise DomainError("read_only", _("This field cannot be changed."), field=name)
     if "required_languages" in fields:
-        fields["required_languages"] = _deduplicated(
-            [normalise_language_tag(tag) for tag in fields["required_languages"]]
+        fields["required_languages"] = languages.clean_list(
+            fields["required_languages"], field="required_languages"
         )
     if "required_skills" in fields:
         fields["required_skills"] = _deduplicated(list(fields["required_skills"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from avatars import builds, consent, reviews
+from avatars import builds, consent, reviews, uploads
 
 
 @shared_task(name="avatars.run_build", acks_late=True)
@@ -20,3 +20,15 @@ def enforce_consents() -> int:
 @shared_task(name="avatars.create_monthly_reviews")
 def create_monthly_reviews() -> int:
     return reviews.create_monthly_reviews()
+
+
+@shared_task(name="avatars.requeue_stale_builds")
+def requeue_stale_builds() -> int:
+    """Fail running builds whose worker stopped reporting (see `builds.fail_lost_builds`)."""
+    return builds.fail_lost_builds()
+
+
+@shared_task(name="avatars.purge_abandoned_uploads")
+def purge_abandoned_uploads() -> int:
+    """Give up uploads still receiving a week after they started (`uploads.purge_abandoned_…`)."""
+    return uploads.purge_abandoned_uploads()

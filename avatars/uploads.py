@@ -12,11 +12,15 @@ frees its bytes: the server cannot tell which chunk was damaged, so resuming cou
 the client starts a new upload. A checksum that contradicts the one given at the start (the
 client contradicts itself) changes nothing, and neither does completing before every byte arrived.
 Completing reads the whole file once (SHA-256) in the request; footage is probed, not decoded.
+An upload still receiving a week after it started is given up (`purge_abandoned_uploads`, the
+daily beat task of that name): failed, its bytes deleted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import functools
 import hashlib
 import os
 import re
@@ -25,13 +29,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from avatars import footage
 from avatars.models import Upload, UploadPurpose, UploadStatus
 from tenants import audit
-from tenants.audit import Actor
+from tenants.audit import SYSTEM, Actor
 from tenants.errors import ConflictError, DomainError
 from tenants.models import Organization
 
@@ -39,6 +43,9 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _READ_BLOCK = 1024 * 1024
 REASON_MAX_LENGTH = 300
+# An upload that has not completed this long after it started was abandoned: resuming even 500 MB
+# over a poor connection takes hours, not days.
+ABANDONED_AFTER = dt.timedelta(days=7)
 
 # Files whose first bytes say what they are; checked on completion.
 _SIGNATURES: dict[str, tuple[bytes, ...]] = {
@@ -405,3 +412,56 @@ def complete_upload(actor: Actor, upload: Upload, sha256: str | None = None) -> 
         # The failure is stored (committed) first, so that the upload shows why; then refused.
         raise DomainError(code, " ".join(problems))
     return upload
+
+
+def purge_abandoned_uploads(now: dt.datetime | None = None) -> int:
+    """Give up every upload still receiving ABANDONED_AFTER after it started: it is failed with a
+    reason a person can read, and its bytes are deleted. Returns how many it gave up.
+
+    A client that never comes back to resume would otherwise keep a partial file on disk for
+    good. Measured from the start (an upload keeps no time of its last chunk). Cross-tenant:
+    uploads of every organization are looked at; each is failed in its own transaction, under its
+    lock, after checking again that it is still receiving; its file goes once that commits.
+    """
+    now = now or timezone.now()
+    cutoff = now - ABANDONED_AFTER
+    abandoned = (
+        Upload.objects.unscoped_dangerously()
+        .filter(status=UploadStatus.RECEIVING, created_at__lt=cutoff)
+        .values_list("organization_id", "pk")
+    )
+    purged = 0
+    for organization_id, upload_id in list(abandoned):
+        organization = Organization.objects.get(pk=organization_id)
+        with transaction.atomic(), translation.override(organization.locale):
+            upload = (
+                Upload.objects.for_organization(organization)
+                .select_for_update()
+                .filter(pk=upload_id, status=UploadStatus.RECEIVING)
+                .first()
+            )
+            if upload is None:
+                continue  # completed or failed meanwhile
+            before = audit.snapshot(upload)
+            upload.status = UploadStatus.FAILED
+            upload.failure_reason = _(
+                "Abandoned: %(received)d of %(size)d bytes had arrived %(days)d days after the "
+                "upload started, so its bytes were deleted. Start a new upload."
+            ) % {
+                "received": upload.received,
+                "size": upload.size,
+                "days": ABANDONED_AFTER.days,
+            }
+            upload.completed_at = timezone.now()
+            upload.save(update_fields=["status", "failure_reason", "completed_at"])
+            audit.record(
+                SYSTEM,
+                organization,
+                "upload.purge",
+                upload,
+                before=before,
+                after=audit.snapshot(upload),
+            )
+            transaction.on_commit(functools.partial(path_of(upload).unlink, missing_ok=True))
+            purged += 1
+    return purged

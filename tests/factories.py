@@ -34,6 +34,7 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Organization {n}")
     kind = "hospital"
     time_zone = "Asia/Shanghai"
+    locale = "en"  # messages asserted in English; zh-hans is covered by tests/platform/test_i18n.py
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
@@ -81,10 +82,17 @@ def make_api_key(
 ) -> tuple[ApiKey, str]:
     """A real API key through the service (hashing included); returns it with its token."""
     return services.create_api_key(
-        SYSTEM, organization, name=name,
-        scopes=scopes if scopes is not None else [
-            Permission.ORGANIZATION_VIEW, Permission.STATIONS_VIEW, Permission.STATIONS_MANAGE,
-            Permission.MEMBERS_VIEW, Permission.AUDIT_VIEW,
+        SYSTEM,
+        organization,
+        name=name,
+        scopes=scopes
+        if scopes is not None
+        else [
+            Permission.ORGANIZATION_VIEW,
+            Permission.STATIONS_VIEW,
+            Permission.STATIONS_MANAGE,
+            Permission.MEMBERS_VIEW,
+            Permission.AUDIT_VIEW,
         ],
     )
 

@@ -3,20 +3,24 @@ seats of each are hired (aggregate only)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import django_filters
-from django.core.files.storage import default_storage
+from django.http import FileResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import mixins, serializers
+from rest_framework import exceptions, mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from avatars import catalog, market
+from avatars.api.fields import LanguageTagsField
 from avatars.models import (
     Avatar,
     AvatarBuild,
@@ -32,20 +36,6 @@ from ironbowl.api.serializers import StrictModelSerializer, StrictSerializer
 from tenants.roles import Permission as P
 
 # --- Fields -----------------------------------------------------------------------------------
-
-
-class LanguageTagsField(serializers.ListField):
-    """BCP-47 language tags, normalised (`zh-hans-cn` → `zh-Hans-CN`) and without duplicates."""
-
-    child = serializers.CharField(max_length=35)
-
-    def to_internal_value(self, data: Any) -> list[str]:
-        if isinstance(data, list):
-            problem = catalog.language_tags_error(data)
-            if problem is not None:
-                raise serializers.ValidationError(problem, code="invalid_language")
-        values = super().to_internal_value(data)
-        return catalog.clean_language_tags(values)
 
 
 class SkillsField(serializers.ListField):
@@ -75,11 +65,34 @@ class WardrobeField(serializers.ListField):
         return catalog.clean_wardrobe(outfits)
 
 
-def portrait_url(version: AvatarVersion | None) -> str | None:
-    """Where the portrait of a built version is served, if it has one."""
+def portrait_url(
+    context: Mapping[str, Any],
+    route: str,
+    avatar_id: Any,
+    version: AvatarVersion | None,
+    query: str = "",
+) -> str | None:
+    """Where the caller fetches the version's portrait: this API's endpoint `route` under the
+    caller's organization (see `portrait_response`); None when the version has none."""
     if version is None or not version.portrait:
         return None
-    return default_storage.url(version.portrait)
+    path = reverse(route, kwargs={"org": context["organization"].slug, "pk": avatar_id}) + query
+    request: Request | None = context.get("request")
+    return path if request is None else str(request.build_absolute_uri(path))
+
+
+def portrait_response(version: AvatarVersion | None) -> FileResponse:
+    """The version's portrait PNG, streamed from MEDIA_ROOT; 404 when it has none."""
+    if version is None:
+        raise exceptions.NotFound(_("This avatar has not been built yet, so it has no portrait."))
+    path = catalog.portrait_file(version)
+    if path is None:
+        raise exceptions.NotFound(
+            _("Version %(number)d of this avatar has no portrait.") % {"number": version.number}
+        )
+    response = FileResponse(path.open("rb"), content_type="image/png")
+    response["Cache-Control"] = "private"  # for the caller's organization, not a shared cache
+    return response
 
 
 # --- Serializers ------------------------------------------------------------------------------
@@ -174,9 +187,16 @@ class AvatarVersionSerializer(serializers.ModelSerializer[AvatarVersion]):
     def get_bundle_available(self, version: AvatarVersion) -> bool:
         return bool(version.bundle)
 
-    @extend_schema_field(serializers.CharField(allow_null=True))
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_portrait_url(self, version: AvatarVersion) -> str | None:
-        return portrait_url(version)
+        query = f"?version={version.number}"
+        return portrait_url(self.context, "avatar-portrait", version.avatar_id, version, query)
+
+
+class PortraitQuerySerializer(serializers.Serializer[dict[str, int]]):
+    version = serializers.IntegerField(
+        min_value=1, required=False, help_text="Number of the version; the current one if left out."
+    )
 
 
 class RetireSerializer(StrictSerializer):
@@ -243,6 +263,7 @@ class AvatarViewSet(
         "retire": P.AVATARS_MANAGE,
         "versions": P.AVATARS_VIEW,
         "hires": P.AVATARS_VIEW,
+        "portrait": P.AVATARS_VIEW,
     }
 
     def scope_queryset(self, queryset: Any) -> Any:
@@ -289,6 +310,25 @@ class AvatarViewSet(
         """How many seats of this avatar institutions hired, by status: counts and sums only."""
         statistics = market.hire_statistics(self.get_object())
         return Response(HireStatisticsSerializer(statistics).data)
+
+    @extend_schema(
+        parameters=[PortraitQuerySerializer],
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def portrait(self, request: Request, *args: Any, **kwargs: Any) -> FileResponse:
+        """The portrait PNG of a version of the avatar (the current one unless `version` names
+        another); 404 when that version has none."""
+        avatar = self.get_object()
+        query = PortraitQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        number = query.validated_data.get("version")
+        version = catalog.version_of(avatar, number)
+        if version is None and number is not None:
+            raise exceptions.NotFound(
+                _("This avatar has no version %(number)d.") % {"number": number}
+            )
+        return portrait_response(version)
 
 
 def register(router: SimpleRouter) -> None:

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from avatars import builds as services
-from avatars.api.consents import AvatarChoiceFilter, organization_avatars
+from avatars.api.fields import IdChoiceFilter, request_organization_rows
 from avatars.models import Avatar, AvatarBuild, AvatarVersion, BuildStatus, Consent, Upload
 from ironbowl.api.base import OrganizationViewSet
 from ironbowl.api.serializers import StrictModelSerializer, StrictSerializer, TenantRelatedField
@@ -43,6 +43,7 @@ class BuildSerializer(StrictModelSerializer):
             "result_version",
             "created_at",
             "started_at",
+            "heartbeat_at",
             "finished_at",
         ]
         read_only_fields = fields
@@ -61,7 +62,7 @@ class BuildStartSerializer(StrictSerializer):
 
 
 class BuildFilter(django_filters.FilterSet):
-    avatar = AvatarChoiceFilter(queryset=organization_avatars)
+    avatar = IdChoiceFilter(queryset=request_organization_rows(Avatar))
     status = django_filters.ChoiceFilter(choices=BuildStatus.choices)
 
     class Meta:

@@ -6,8 +6,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from avatars import consent as services
+from avatars.api.fields import IdChoiceFilter, request_organization_rows
 from avatars.models import Avatar, Consent, ConsentScope, Upload
 from ironbowl.api.base import OrganizationViewSet
 from ironbowl.api.serializers import StrictModelSerializer, StrictSerializer, TenantRelatedField
@@ -81,19 +81,8 @@ class ConsentRevokeSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=300, help_text="Shown on the suspended hires.")
 
 
-@extend_schema_field(OpenApiTypes.UUID)
-class AvatarChoiceFilter(django_filters.ModelChoiceFilter):
-    """An avatar id, looked up only among the request organization's avatars."""
-
-
-def organization_avatars(request: Any) -> QuerySet[Avatar]:
-    if request is None or not hasattr(request, "organization"):
-        return Avatar.objects.none()
-    return Avatar.objects.for_organization(request.organization)
-
-
 class ConsentFilter(django_filters.FilterSet):
-    avatar = AvatarChoiceFilter(queryset=organization_avatars)
+    avatar = IdChoiceFilter(queryset=request_organization_rows(Avatar))
     scope = django_filters.ChoiceFilter(choices=ConsentScope.choices)
 
     class Meta:

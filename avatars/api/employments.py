@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from avatars import employments as services
+from avatars.api.fields import IdChoiceFilter, request_organization_rows
 from avatars.models import (
     Avatar,
     AvatarVersion,
@@ -33,7 +34,6 @@ from avatars.models import (
 )
 from ironbowl.api.base import OrganizationViewSet
 from ironbowl.api.serializers import StrictModelSerializer, StrictSerializer, TenantRelatedField
-from tenants.models import Organization
 from tenants.roles import Permission as P
 
 MAX_SEATS = 10_000
@@ -229,33 +229,13 @@ class EmploymentTransitionSerializer(StrictModelSerializer):
 # --- Filters --------------------------------------------------------------------------------------
 
 
-def _organization_of(request: Any) -> Organization | None:
-    return getattr(request, "organization", None) if request is not None else None
-
-
-def _positions(request: Any) -> QuerySet[Position]:
-    organization = _organization_of(request)
-    if organization is None:
-        return Position.objects.none()
-    return Position.objects.for_organization(organization)
-
-
-def _avatars(request: Any) -> QuerySet[Avatar]:
-    organization = _organization_of(request)
-    if organization is None:
-        return Avatar.objects.none()
-    return services.avatars_employed_or_hireable(organization)
-
-
-@extend_schema_field(OpenApiTypes.UUID)
-class IdChoiceFilter(django_filters.ModelChoiceFilter):
-    """An object id, looked up only among what the request's organization may name."""
-
-
 class EmploymentFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=EmploymentStatus.choices)
-    position = IdChoiceFilter(queryset=_positions)
-    avatar = IdChoiceFilter(queryset=_avatars)
+    position = IdChoiceFilter(queryset=request_organization_rows(Position))
+    # Hired avatars are often a vendor's: what the organization hired or may hire.
+    avatar = IdChoiceFilter(
+        queryset=request_organization_rows(Avatar, services.avatars_employed_or_hireable)
+    )
 
     class Meta:
         model = Employment

@@ -67,7 +67,7 @@ class KnowledgeEntrySerializer(StrictModelSerializer):
         return _checked(knowledge.clean_answer, value)
 
     def validate_language(self, value: Any) -> str:
-        return _checked(knowledge.normalise_language_tag, value)
+        return _checked(knowledge.clean_language, value)
 
     def validate_tags(self, value: Any) -> list[str]:
         return _checked(knowledge.clean_tags, value)
@@ -127,7 +127,7 @@ class KnowledgeDocumentSerializer(StrictModelSerializer):
         return _checked(knowledge.clean_title, value)
 
     def validate_language(self, value: Any) -> str:
-        return _checked(knowledge.normalise_language_tag, value)
+        return _checked(knowledge.clean_language, value)
 
     def validate_tags(self, value: Any) -> list[str]:
         return _checked(knowledge.clean_tags, value)
@@ -230,21 +230,25 @@ class CSVParser(BaseParser):
 
 def _language(queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
     try:
-        tag = knowledge.normalise_language_tag(value)
+        return queryset.filter(knowledge.language_filter(value))
     except knowledge.InvalidValue as problem:
         raise exceptions.ValidationError({name: [problem.message]}) from None
-    return queryset.filter(knowledge.language_filter(tag))
 
 
 def _tag(queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
     return knowledge.with_tag(queryset, value)
 
 
-class KnowledgeEntryFilter(django_filters.FilterSet):
+class _KnowledgeFilter(django_filters.FilterSet):
+    """What entries and documents are both filtered by."""
+
     language = django_filters.CharFilter(
         method=_language, label="Language (BCP-47); zh also finds zh-CN"
     )
     tag = django_filters.CharFilter(method=_tag, label="Tag (case-insensitive)")
+
+
+class KnowledgeEntryFilter(_KnowledgeFilter):
     q = django_filters.CharFilter(
         method="search", label="Text in a question or the answer (case-insensitive)"
     )
@@ -259,11 +263,7 @@ class KnowledgeEntryFilter(django_filters.FilterSet):
         return knowledge.search_entries(queryset, value)
 
 
-class KnowledgeDocumentFilter(django_filters.FilterSet):
-    language = django_filters.CharFilter(
-        method=_language, label="Language (BCP-47); zh also finds zh-CN"
-    )
-    tag = django_filters.CharFilter(method=_tag, label="Tag (case-insensitive)")
+class KnowledgeDocumentFilter(_KnowledgeFilter):
     # Not `format`: DRF reads ?format= as the response format.
     document_format = django_filters.ChoiceFilter(
         field_name="format", choices=DocumentFormat.choices

@@ -12,12 +12,16 @@ from typing import Any
 import django_filters
 from django import forms
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema_field
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers
+from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.routers import SimpleRouter
 
-from avatars import catalog, market
-from avatars.api.avatars import portrait_url
+from avatars import catalog, languages, market
+from avatars.api.avatars import portrait_response, portrait_url
 from avatars.models import Avatar, Skill
 from ironbowl.api.base import CatalogViewSet
 from tenants.models import Organization
@@ -70,7 +74,7 @@ class MarketAvatarFilter(django_filters.FilterSet):
     )
     language = LanguagesFilter(
         method="filter_language",
-        check=catalog.language_tags_error,
+        check=languages.list_problem,
         label="Speaks any of these languages: a tag or its start (zh finds zh-CN and zh-HK)",
     )
     vendor = django_filters.CharFilter(field_name="organization__slug", label="Vendor's slug")
@@ -144,9 +148,11 @@ class MarketAvatarSerializer(serializers.ModelSerializer[Avatar]):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.CharField(allow_null=True))
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_portrait_url(self, avatar: Avatar) -> str | None:
-        return portrait_url(avatar.current_version)
+        return portrait_url(
+            self.context, "market-avatar-portrait", avatar.pk, avatar.current_version
+        )
 
 
 class MarketAvatarDetailSerializer(MarketAvatarSerializer):
@@ -187,7 +193,7 @@ class MarketAvatarViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Cata
     filterset_class = MarketAvatarFilter
     ordering_fields = ["list_price", "name_zh", "name_en", "created_at"]
     ordering = ["-created_at"]
-    permission_map = {"list": P.MARKET_VIEW, "retrieve": P.MARKET_VIEW}
+    permission_map = {"list": P.MARKET_VIEW, "retrieve": P.MARKET_VIEW, "portrait": P.MARKET_VIEW}
 
     def published_queryset(self) -> QuerySet[Avatar]:
         fields = DETAIL_FIELDS if self.action == "retrieve" else LIST_FIELDS
@@ -197,6 +203,12 @@ class MarketAvatarViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Cata
         if self.action == "retrieve":
             return MarketAvatarDetailSerializer
         return MarketAvatarSerializer
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def portrait(self, request: Request, *args: Any, **kwargs: Any) -> FileResponse:
+        """The portrait PNG of the avatar's current version; 404 when it has none."""
+        return portrait_response(self.get_object().current_version)
 
 
 def register(router: SimpleRouter) -> None:

@@ -5,38 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.utils.translation import gettext_lazy as _
 from rest_framework import mixins, serializers
 from rest_framework.routers import SimpleRouter
 
 from avatars import positions as services
+from avatars.api.fields import LanguageTagsField
 from avatars.models import Position, Skill
 from ironbowl.api.base import OrganizationViewSet
 from ironbowl.api.serializers import StrictModelSerializer
 from tenants.roles import Permission as P
 
 
-class LanguageTagField(serializers.CharField):
-    """A BCP-47 language tag (zh-CN, yue-HK, en-US), stored in its conventional spelling."""
-
-    default_error_messages = {
-        "invalid_tag": _("“{value}” is not a BCP-47 language tag; write e.g. zh-CN, yue-HK, en-US.")
-    }
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 35)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> str:
-        value = super().to_internal_value(data)
-        if not services.is_language_tag(value):
-            self.fail("invalid_tag", value=value[:35])
-        return services.normalise_language_tag(value)
-
-
 class PositionSerializer(StrictModelSerializer):
-    required_languages = serializers.ListField(
-        child=LanguageTagField(), max_length=20, required=False
+    required_languages = LanguageTagsField(
+        required=False, help_text="BCP-47 tags; a required zh is met by zh-CN, yue by yue-HK."
     )
     required_skills = serializers.ListField(
         child=serializers.ChoiceField(choices=Skill.choices), max_length=20, required=False

@@ -6,12 +6,12 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers
 from rest_framework.routers import SimpleRouter
 
 from avatars import reviews as services
+from avatars.api.fields import IdChoiceFilter, request_organization_rows
 from avatars.models import Employment, PerformanceReview, ReviewStatus
 from ironbowl.api.base import OrganizationViewSet
 from ironbowl.api.serializers import StrictModelSerializer
@@ -52,20 +52,8 @@ class PerformanceReviewSerializer(StrictModelSerializer):
         return review.reviewer.email if review.reviewer is not None else None
 
 
-def _employments(request: Any) -> QuerySet[Employment]:
-    organization = getattr(request, "organization", None) if request is not None else None
-    if organization is None:
-        return Employment.objects.none()
-    return Employment.objects.for_organization(organization)
-
-
-@extend_schema_field(OpenApiTypes.UUID)
-class EmploymentChoiceFilter(django_filters.ModelChoiceFilter):
-    """An employment id, looked up only among the request organization's employments."""
-
-
 class PerformanceReviewFilter(django_filters.FilterSet):
-    employment = EmploymentChoiceFilter(queryset=_employments)
+    employment = IdChoiceFilter(queryset=request_organization_rows(Employment))
     period = django_filters.DateFilter(help_text="The month, as its first day (2025-03-01).")
     status = django_filters.ChoiceFilter(choices=ReviewStatus.choices)
 

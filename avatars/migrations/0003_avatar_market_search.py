@@ -11,42 +11,48 @@ def derive_search_fields(apps, schema_editor):
     # The historical model has no save() override: derive as Avatar.derive_search_fields does.
     Avatar = apps.get_model("avatars", "Avatar")
     for avatar in Avatar._base_manager.iterator():
-        avatar.search_text = "\n".join([avatar.name_zh, avatar.name_en, avatar.description]).casefold()
+        avatar.search_text = "\n".join(
+            [avatar.name_zh, avatar.name_en, avatar.description]
+        ).casefold()
         avatar.language_index = _tags(avatar.languages)
         avatar.skill_index = _tags(avatar.skills)
         avatar.save(update_fields=["search_text", "language_index", "skill_index"])
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('avatars', '0002_knowledge_search_index'),
+        ("avatars", "0002_knowledge_search_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='avatar',
-            name='language_index',
-            field=models.TextField(default='', editable=False),
+            model_name="avatar",
+            name="language_index",
+            field=models.TextField(default="", editable=False),
         ),
         migrations.AddField(
-            model_name='avatar',
-            name='search_text',
-            field=models.TextField(default='', editable=False),
+            model_name="avatar",
+            name="search_text",
+            field=models.TextField(default="", editable=False),
         ),
         migrations.AddField(
-            model_name='avatar',
-            name='skill_index',
-            field=models.TextField(default='', editable=False),
+            model_name="avatar",
+            name="skill_index",
+            field=models.TextField(default="", editable=False),
         ),
         migrations.AddField(
-            model_name='avatar',
-            name='status_reason',
-            field=models.CharField(blank=True, max_length=300, verbose_name='why it has this status'),
+            model_name="avatar",
+            name="status_reason",
+            field=models.CharField(
+                blank=True, max_length=300, verbose_name="why it has this status"
+            ),
         ),
         migrations.AddIndex(
-            model_name='avatar',
-            index=models.Index(fields=['visibility', 'status', 'created_at', 'id'], name='avatars_ava_visibil_84f273_idx'),
+            model_name="avatar",
+            index=models.Index(
+                fields=["visibility", "status", "created_at", "id"],
+                name="avatars_ava_visibil_84f273_idx",
+            ),
         ),
         migrations.RunPython(derive_search_fields, migrations.RunPython.noop),
     ]

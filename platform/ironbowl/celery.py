@@ -28,6 +28,16 @@ app.conf.beat_schedule = {
         "task": "avatars.create_monthly_reviews",
         "schedule": crontab(minute="30", hour="0"),
     },
+    # Every 10 minutes: a running build silent for 30 minutes lost its worker and fails.
+    "avatars.requeue_stale_builds": {
+        "task": "avatars.requeue_stale_builds",
+        "schedule": crontab(minute="*/10"),
+    },
+    # Daily: uploads still receiving a week after they started are given up, their bytes freed.
+    "avatars.purge_abandoned_uploads": {
+        "task": "avatars.purge_abandoned_uploads",
+        "schedule": crontab(minute="45", hour="3"),
+    },
 }
 
 

@@ -84,6 +84,11 @@ def _by_avatar(factory_class: Any) -> Callable[[Organization], models.Model]:
     return lambda organization: _made(factory_class, avatar__organization=organization)
 
 
+def _avatar(organization: Organization) -> models.Model:
+    # Built, with a portrait on disk (under the test's MEDIA_ROOT): every avatar route answers.
+    return avatar_factories.with_portrait(avatar_factories.ready_avatar(organization=organization))
+
+
 # model -> makes one row of that model in the given organization (avatars are private: a public
 # avatar is meant to be seen by every organization, in the talent market)
 OBJECT_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] = {
@@ -93,7 +98,7 @@ OBJECT_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] 
     ApiKey: _api_key,
     AuditEntry: _audit_entry,
     Station: _station,
-    Avatar: lambda organization: _made(avatar_factories.AvatarFactory, organization=organization),
+    Avatar: _avatar,
     Upload: lambda organization: _made(avatar_factories.UploadFactory, organization=organization),
     Consent: _by_avatar(avatar_factories.ConsentFactory),
     AvatarVersion: _by_avatar(avatar_factories.AvatarVersionFactory),
@@ -139,7 +144,8 @@ URL_KWARG_MAKERS: dict[str, UrlKwarg] = {
 
 
 def _published_avatar(organization: Organization) -> models.Model:
-    return avatar_factories.ready_avatar(organization=organization, visibility="public")
+    avatar = avatar_factories.ready_avatar(organization=organization, visibility="public")
+    return avatar_factories.with_portrait(avatar)
 
 
 # Catalog routes (views on ironbowl.api.base.CatalogViewSet: the talent market) show every
@@ -469,12 +475,13 @@ def id_filters(route: OrgRoute, organization: Organization) -> dict[str, type[mo
 
 
 def body_of(response: Any) -> Any:
-    if not response.content:
+    content = response.getvalue()  # a streamed file (a portrait) is read to its end and closed
+    if not content:
         return None
     try:
-        return json.loads(response.content)
+        return json.loads(content)
     except ValueError:
-        return response.content.decode("utf-8", "replace")
+        return content.decode("utf-8", "replace")
 
 
 def normalised(body: Any, ids: list[str]) -> str:

@@ -46,8 +46,10 @@ KNOWN_ROUTE_NAMES = {
     "avatar-retire",
     "avatar-versions",
     "avatar-hires",
+    "avatar-portrait",
     "market-avatar-list",
     "market-avatar-detail",
+    "market-avatar-portrait",
     "knowledge-entry-list",
     "knowledge-entry-detail",
     "knowledge-entry-import-csv",
@@ -279,13 +281,10 @@ def _check_routes_work_for_their_own_organization(
             kwargs = isolation.catalog_url_kwargs(route, world, published)
         path = route.path(world.organization.slug, **kwargs)
         response = _send(client_for(owner), method, path)
-        assert response.status_code == 200, (method, path, isolation.body_of(response))
+        body = isolation.body_of(response)  # read to the end: a streamed file is closed
+        assert response.status_code == 200, (method, path, body)
         if route.is_list:
-            ids = {
-                str(value)
-                for key, value in isolation.scalars(isolation.body_of(response))
-                if key == "id"
-            }
+            ids = {str(value) for key, value in isolation.scalars(body) if key == "id"}
             expected = str(published.pk) if published else world.id_of(route.model)
             assert expected in ids, f"{path} does not list {expected}"
 

@@ -100,7 +100,10 @@ def test_every_collection_endpoint_is_counted(org_a, owner_a, client_for):
             published = isolation.published_elsewhere(route)
             kwargs = isolation.catalog_url_kwargs(route, world, published)
         response = client.get(route.path(org_a.slug, **kwargs))
-        assert response.status_code == 200, (route, response.content)
+        assert response.status_code == 200, (route, response.getvalue())
+        if response.streaming:
+            response.getvalue()  # a file (a portrait), read to its end: not a collection
+            continue
         body = response.json()
         if isinstance(body, list) or "results" in body:
             uncounted.append(str(route))

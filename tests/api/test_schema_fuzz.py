@@ -150,7 +150,9 @@ def _send_examples(
     )
     @given(case=cases)
     def send(case: Any) -> None:
-        response = case.call(**credentials)
+        # Buffered: the body is read whole, then closed, as a WSGI server does (a streamed
+        # file, such as a portrait, lets go of its file only when closed).
+        response = case.call(buffered=True, **credentials)
         seen[response.status_code] += 1
         try:
             case.validate_response(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import factory
+from django.conf import settings
 from django.utils import timezone
 
 from avatars.models import (
@@ -182,3 +184,24 @@ def onboarded_employment(**kwargs: object) -> Employment:
     employment = EmploymentFactory(**fields)
     attach_entry(employment)
     return employment
+
+
+# A 1×1 PNG: what a build stores as a version's portrait, only smaller.
+PORTRAIT_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415478"
+    "9c63381160030003380155932a2f2d0000000049454e44ae426082"
+)
+
+
+def with_portrait(avatar: Avatar, version: AvatarVersion | None = None) -> Avatar:
+    """Store a portrait for the version (by default the avatar's current one) under MEDIA_ROOT,
+    where a build puts it."""
+    version = version or avatar.current_version
+    assert version is not None
+    relative = f"avatars/{avatar.organization_id}/{avatar.pk}/v{version.number}/portrait.png"
+    path = Path(settings.MEDIA_ROOT) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(PORTRAIT_PNG)
+    version.portrait = relative
+    version.save(update_fields=["portrait"])
+    return avatar

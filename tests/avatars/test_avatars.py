@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from avatars import catalog
+from avatars import languages
 from avatars.models import Avatar, AvatarStatus
 from tenants.models import AuditEntry
 from tenants.roles import Role
@@ -102,7 +102,7 @@ def test_a_malformed_language_tag_is_refused_with_examples(org_a, api_a, tag):
     ],
 )
 def test_language_tags_take_their_conventional_case(tag, normalised):
-    assert catalog.normalise_language_tag(tag) == normalised
+    assert languages.normalise(tag) == normalised
 
 
 def test_unknown_skills_negative_price_and_bad_currency_are_each_explained(org_a, api_a):
@@ -385,7 +385,9 @@ def test_versions_are_listed_newest_first_with_what_they_hold(org_a, api_a):
     assert newest["consent"] == str(second.consent_id)
     assert newest["voice_profile"] == {"pitch_hz": 210.0}
     assert newest["portrait_available"] and newest["bundle_available"]
-    assert newest["portrait_url"].endswith(f"avatars/{avatar.pk}/v2/portrait.png")
+    assert newest["portrait_url"].endswith(
+        f"/orgs/{org_a.slug}/avatars/{avatar.pk}/portrait/?version=2"
+    )
     assert not first["portrait_available"] and first["portrait_url"] is None
 
 

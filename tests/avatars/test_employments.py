@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from avatars import catalog
 from avatars import employments as services
 from avatars.models import Employment, EmploymentTransition
 from tenants.audit import SYSTEM
@@ -40,6 +41,26 @@ def _url(org, suffix=""):
 def _retired(avatar):
     avatar.status = "retired"
     avatar.save()
+    return avatar
+
+
+def _consent_for_owner_only(avatar):
+    consent = avatar.current_version.consent
+    consent.scope = "owner"
+    consent.save()
+    return avatar
+
+
+def _consent_revoked(avatar):
+    consent = avatar.current_version.consent
+    consent.revoked_at = timezone.now()
+    consent.save()
+    return avatar
+
+
+def _vendor_deactivated(avatar):
+    avatar.organization.is_active = False
+    avatar.organization.save()
     return avatar
 
 
@@ -109,6 +130,19 @@ def test_an_organization_hires_its_own_private_avatar(org_a, api_a):
         pytest.param(lambda: ready_avatar(visibility="private"), id="private-ready"),
         pytest.param(lambda: AvatarFactory(visibility="public", status="draft"), id="public-draft"),
         pytest.param(lambda: _retired(ready_avatar(visibility="public")), id="public-retired"),
+        # Public and ready, but the market does not show them: hiring follows the market.
+        pytest.param(
+            lambda: _consent_for_owner_only(ready_avatar(visibility="public")),
+            id="public-ready-consent-for-its-owner-only",
+        ),
+        pytest.param(
+            lambda: _consent_revoked(ready_avatar(visibility="public")),
+            id="public-ready-consent-revoked",
+        ),
+        pytest.param(
+            lambda: _vendor_deactivated(ready_avatar(visibility="public")),
+            id="public-ready-vendor-inactive",
+        ),
     ],
 )
 def test_an_avatar_of_another_organization_not_on_the_market_answers_like_a_random_id(
@@ -131,6 +165,14 @@ def test_an_avatar_of_another_organization_not_on_the_market_answers_like_a_rand
     }
     assert missing.json()["fields"]["avatar"][0]["message"] == f"No such object: {random_id}."
     assert database_rows() == before
+
+
+def test_an_own_avatar_whose_consent_covers_only_its_owner_is_hired_by_its_owner(org_a, api_a):
+    avatar = _consent_for_owner_only(ready_avatar(organization=org_a, visibility="private"))
+
+    response = _hire(api_a, org_a, avatar=avatar, position=PositionFactory(organization=org_a))
+
+    assert response.status_code == 201, response.content
 
 
 def test_another_organizations_position_answers_like_a_random_id(org_a, org_b, api_a):
@@ -438,44 +480,92 @@ def test_two_hires_at_once_cannot_both_take_the_last_seats(vendor):
     organization = OrganizationFactory(plan="trial")  # 5 seats
     avatar = ready_avatar(visibility="public")
     positions = [PositionFactory(organization=organization) for _ in range(2)]
-    first_hired = threading.Event()
+
+    def hire(position):
+        def work():
+            services.hire_avatar(
+                SYSTEM,
+                organization,
+                avatar=avatar,
+                position=position,
+                seats=3,
+                starts_on=TODAY,
+            )
+            return "hired"
+
+        return work
+
+    outcomes = _at_once(hire(positions[0]), hire(positions[1]))
+
+    assert outcomes == ("hired", "seats_over_plan")
+    assert services.seats_in_use(organization) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["hire", "retire"])
+def test_a_hire_and_a_retire_at_once_cannot_both_succeed(vendor, first):
+    """Two real database sessions (PostgreSQL): the second waits for the first's lock on the
+    avatar and then sees what the first did."""
+    if vendor != "postgresql":
+        pytest.skip("SQLite serialises writers itself; row locks need PostgreSQL")
+    organization = OrganizationFactory()
+    avatar = ready_avatar(visibility="public")
+    position = PositionFactory(organization=organization)
+
+    def hire():
+        services.hire_avatar(
+            SYSTEM, organization, avatar=avatar, position=position, starts_on=TODAY
+        )
+        return "hired"
+
+    def retire():
+        catalog.retire_avatar(SYSTEM, avatar, "Replaced by a newer avatar.")
+        return "retired"
+
+    hires = Employment.objects.for_organization(organization)
+    if first == "hire":
+        assert _at_once(hire, retire) == ("hired", "avatar_hired")
+        assert hires.count() == 1
+    else:
+        # Retired, the avatar left the market: for the institution it no longer exists.
+        assert _at_once(retire, hire) == ("retired", "not_found")
+        assert hires.count() == 0
+
+
+def _at_once(first, second):
+    """Run `first` in a database session of its own that keeps its transaction open until
+    `second`, started then in another session, waits for a lock; then let both finish.
+
+    Returns each one's outcome: what it returned, or the code of the DomainError it raised."""
+    first_done = threading.Event()
     release_first = threading.Event()
     outcomes: dict[str, object] = {}
 
-    def hire(name, position, hold):
+    def run(name, work, hold):
         try:
             with transaction.atomic():
-                services.hire_avatar(
-                    SYSTEM,
-                    organization,
-                    avatar=avatar,
-                    position=position,
-                    seats=3,
-                    starts_on=TODAY,
-                )
+                result = work()
                 if hold:
-                    first_hired.set()
+                    first_done.set()
                     assert release_first.wait(timeout=30)
-            outcomes[name] = "hired"
+            outcomes[name] = result
         except DomainError as error:
             outcomes[name] = error.code
         finally:
             connection.close()
 
-    first = threading.Thread(target=hire, args=("first", positions[0], True))
-    first.start()
-    assert first_hired.wait(timeout=30)
-    second = threading.Thread(target=hire, args=("second", positions[1], False))
-    second.start()
+    first_thread = threading.Thread(target=run, args=("first", first, True))
+    first_thread.start()
+    assert first_done.wait(timeout=30)
+    second_thread = threading.Thread(target=run, args=("second", second, False))
+    second_thread.start()
     try:
         _wait_until_a_session_waits_for_a_lock(timeout=30)
     finally:
         release_first.set()
-        first.join(timeout=30)
-        second.join(timeout=30)
-
-    assert outcomes == {"first": "hired", "second": "seats_over_plan"}
-    assert services.seats_in_use(organization) == 3
+        first_thread.join(timeout=30)
+        second_thread.join(timeout=30)
+    return outcomes.get("first"), outcomes.get("second")
 
 
 def _wait_until_a_session_waits_for_a_lock(timeout):
@@ -488,7 +578,7 @@ def _wait_until_a_session_waits_for_a_lock(timeout):
             )
             if cursor.fetchone()[0]:
                 return
-    raise AssertionError("the second hire never waited for the first one's lock")
+    raise AssertionError("the second session never waited for the first one's lock")
 
 
 def test_listing_employments_costs_the_same_queries_for_one_or_many(org_a, api_a):

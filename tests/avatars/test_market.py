@@ -67,7 +67,7 @@ def test_the_market_lists_published_avatars_of_every_vendor(org_a, api_a):
     assert row["languages"] == ["zh-CN", "yue-HK"]
     assert row["skills"] == ["live_anchor"]
     assert row["current_version"] == 1
-    assert row["portrait_url"].endswith(f"avatars/{avatar.pk}/portrait.png")
+    assert row["portrait_url"].endswith(f"/orgs/{org_a.slug}/market/avatars/{avatar.pk}/portrait/")
     assert "persona" not in row and "wardrobe" not in row
     body = detail.json()
     assert body["wardrobe"] == [{"name": "Qipao", "description": "Red"}]

@@ -54,10 +54,28 @@ def worker(transactional_db):
         "LOG_FORMAT": "console",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ironbowl", "worker", "--pool", "solo",
-         "--queues", queue, "--loglevel", "INFO", "--without-heartbeat", "--without-mingle",
-         "--without-gossip"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ironbowl",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queue,
+            "--loglevel",
+            "INFO",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         yield queue
@@ -73,9 +91,7 @@ def worker(transactional_db):
 
 
 def test_worker_runs_the_expire_invitations_task(worker):
-    invitation = factories.InvitationFactory(
-        expires_at=timezone.now() - dt.timedelta(minutes=1)
-    )
+    invitation = factories.InvitationFactory(expires_at=timezone.now() - dt.timedelta(minutes=1))
     fresh = factories.InvitationFactory(
         organization=invitation.organization, expires_at=timezone.now() + dt.timedelta(days=1)
     )

@@ -140,9 +140,12 @@ ROWS = [
         body={"reason": "Replaced by a newer avatar."}),
     Row("AvatarViewSet.versions", "GET avatars/{avatar}/versions/", P.AVATARS_VIEW, VIEWERS),
     Row("AvatarViewSet.hires", "GET avatars/{avatar}/hires/", P.AVATARS_VIEW, VIEWERS),
+    Row("AvatarViewSet.portrait", "GET avatars/{avatar}/portrait/", P.AVATARS_VIEW, VIEWERS),
     Row("MarketAvatarViewSet.list", "GET market/avatars/", P.MARKET_VIEW, EVERYONE),
     Row("MarketAvatarViewSet.retrieve", "GET market/avatars/{market_avatar}/", P.MARKET_VIEW,
         EVERYONE),
+    Row("MarketAvatarViewSet.portrait", "GET market/avatars/{market_avatar}/portrait/",
+        P.MARKET_VIEW, EVERYONE),
     Row("PositionViewSet.list", "GET positions/", P.POSITIONS_VIEW, EVERYONE),
     Row("PositionViewSet.retrieve", "GET positions/{position}/", P.POSITIONS_VIEW, EVERYONE),
     Row("PositionViewSet.create", "POST positions/", P.POSITIONS_MANAGE, MANAGERS, 201,
@@ -223,10 +226,14 @@ def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str
         "station": station.pk,
         "knowledge_entry": avatar_factories.KnowledgeEntryFactory(organization=org_a).pk,
         "knowledge_document": avatar_factories.KnowledgeDocumentFactory(organization=org_a).pk,
-        "avatar": avatar_factories.ready_avatar(organization=org_a).pk,
+        "avatar": avatar_factories.with_portrait(
+            avatar_factories.ready_avatar(organization=org_a)
+        ).pk,
         "draft_avatar": avatar_factories.AvatarFactory(organization=org_a).pk,
         # Published by a vendor: every member of A may see it in the talent market.
-        "market_avatar": avatar_factories.ready_avatar(visibility="public").pk,
+        "market_avatar": avatar_factories.with_portrait(
+            avatar_factories.ready_avatar(visibility="public")
+        ).pk,
         "position": avatar_factories.PositionFactory(organization=org_a).pk,
         "employment": employment.pk,
         "review": avatar_factories.PerformanceReviewFactory(employment=employment).pk,
@@ -260,6 +267,7 @@ def test_each_role_gets_what_the_table_says(org_a, targets, member_factory, clie
     url = f"/api/v1/orgs/{org_a.slug}/" + _fill(path, targets)
     before = database_rows()
     response = _send(client, method, url, row, targets)
+    response.getvalue()  # read to the end: a streamed file (a portrait) lets go of its file
 
     if role in row.allowed:
         assert response.status_code == row.success, response.content
