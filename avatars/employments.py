@@ -602,7 +602,8 @@ def illegal_transition_message(current: str, to: str) -> str:
     return _("An employment that is %(status)s cannot be %(becoming)s; allowed next: %(next)s.") % {
         "status": str(S(current).label).lower(),
         "becoming": _BECOMING[to],
-        "next": ", ".join(following) if following else _("none"),
+        # Labels, not codes, so the list reads in the person's language.
+        "next": ", ".join(str(S(s).label).lower() for s in following) if following else _("none"),
     }
 
 
