@@ -37,7 +37,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy platform/ironbowl tenants scheduling avatars
+	$(VENV)/bin/mypy platform/ironbowl tenants scheduling avatars inference
 
 check: setup
 	$(PY) manage.py check --fail-level WARNING

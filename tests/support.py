@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import apps
 
 # The project's own apps: every table a request could write to lives in one of them.
-PROJECT_APPS = ("tenants", "scheduling", "avatars")
+PROJECT_APPS = ("tenants", "scheduling", "avatars", "inference")
 
 
 def database_rows() -> dict[str, list[tuple[object, ...]]]:

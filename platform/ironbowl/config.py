@@ -54,6 +54,17 @@ class Config(BaseSettings):
     UPLOAD_CHUNK_MAX_BYTES: int = Field(default=8_388_608, gt=0)
     THROTTLE_ORGANIZATION_RATE: str = "6000/minute"
     THROTTLE_KEY_RATE: str = "1200/minute"
+    # Inference: where workers run and how they reach the control plane.
+    INFERENCE_BACKEND: str = "local"
+    INFERENCE_POOLS_FILE: Path | None = None
+    INFERENCE_CONTROL_URL: str = "http://127.0.0.1:8000"
+    INFERENCE_HEARTBEAT_INTERVAL_S: float = Field(default=5.0, gt=0)
+    INFERENCE_HEARTBEAT_TIMEOUT_S: float = Field(default=30.0, gt=0)
+    INFERENCE_START_TIMEOUT_S: float = Field(default=600.0, gt=0)
+    INFERENCE_WARM_IDLE_S: float = Field(default=3600.0, ge=0)
+    KUBERNETES_NAMESPACE_PREFIX: str = "ironbowl-org-"
+    KUBERNETES_KUEUE_QUEUE: str = ""
+    KUBERNETES_TARGET_VERSION: str = "1.33"
 
     @field_validator("ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", mode="before")
     @classmethod
@@ -81,6 +92,13 @@ class Config(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         if value not in zoneinfo.available_timezones():
             raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai")
+        return value
+
+    @field_validator("INFERENCE_BACKEND")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        if value not in ("local", "kubernetes"):
+            raise ValueError("must be local or kubernetes")
         return value
 
     @field_validator("LOG_FORMAT")

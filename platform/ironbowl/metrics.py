@@ -20,6 +20,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from inference.metrics import InferenceStateCollector
+
 HTTP_REQUESTS = Counter(
     "ironbowl_http_requests_total",
     "HTTP requests served, by method, route and status class.",
@@ -37,10 +39,19 @@ def registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         aggregated = CollectorRegistry()
         multiprocess.MultiProcessCollector(aggregated)  # type: ignore[no-untyped-call]
+        aggregated.register(_STATE)
         return aggregated
     from prometheus_client import REGISTRY
 
     return REGISTRY
+
+
+# Figures read from the database at scrape time (inference slots and queues).
+_STATE = InferenceStateCollector()
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    from prometheus_client import REGISTRY as _DEFAULT
+
+    _DEFAULT.register(_STATE)
 
 
 @require_GET

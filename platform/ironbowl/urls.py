@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from avatars.api.urls import organization_urlpatterns as avatars_org_urls
+from inference.api.worker import urlpatterns as worker_protocol_urls
 from scheduling.api.urls import organization_urlpatterns as scheduling_org_urls
 from tenants.api.urls import account_urlpatterns
 from tenants.api.urls import organization_urlpatterns as tenants_org_urls
@@ -17,6 +18,7 @@ organization_urlpatterns: list[URLPattern | URLResolver] = [
 
 api_v1: list[URLPattern | URLResolver] = [
     *account_urlpatterns,
+    path("inference/worker/", include(worker_protocol_urls)),
     path("orgs/<slug:org>/", include(organization_urlpatterns)),
 ]
 

@@ -1,135 +1,36 @@
-"""The Helm chart, linted and rendered by a real `helm`, and checked against Kubernetes schemas.
+"""The chart's control plane, linted and rendered by a real `helm` and checked against the
+Kubernetes schemas of the target versions.
 
-helm comes from $IRONBOWL_HELM or <repo>/.cache/tools/bin/helm (`bash scripts/fetch-helm.sh`
-installs it offline). Without it these tests skip on a developer machine and fail in CI.
+Real: helm (lint --strict, template), the chart, its values files and schema, kubernetes-validate's
+bundled OpenAPI schemas. Simulated: nothing is installed; no cluster runs the manifests.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART = REPO_ROOT / "helm" / "ironbowl"
-CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-RELEASE = "ironbowl"
-NAMESPACE = "ironbowl-system"
-KUBE_VERSIONS = ("1.29.0", "1.33.0")
-
-Manifest = dict[str, Any]
-
-SECRET_KEY = "test-only-" + "x" * 50
-REQUIRED_SECRETS = {
-    "secretKey": SECRET_KEY,
-    "databaseUrl": "postgres://ironbowl:pw@postgres:5432/ironbowl",
-    "redisUrl": "redis://redis:6379/0",
-}
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _helm_path() -> Path:
-    configured = os.environ.get("IRONBOWL_HELM")
-    return Path(configured) if configured else REPO_ROOT / ".cache" / "tools" / "bin" / "helm"
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    path = _helm_path()
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        _skip_or_fail(f"helm not found at {path}: run scripts/fetch-helm.sh")
-    return str(path)
-
-
-def _set_args(values: dict[str, str]) -> list[str]:
-    args: list[str] = []
-    for key, value in values.items():
-        args += ["--set-string", f"{key}={value}"]
-    return args
-
-
-def _required_secret_args(**overrides: str) -> list[str]:
-    values = {f"secrets.{key}": value for key, value in REQUIRED_SECRETS.items()}
-    values.update(overrides)
-    return _set_args({key: value for key, value in values.items() if value is not None})
-
-
-@functools.cache
-def _run_template(
-    helm: str, kube_version: str, args: tuple[str, ...]
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            helm,
-            "template",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            NAMESPACE,
-            "--kube-version",
-            kube_version,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def render(helm: str, *args: str, kube_version: str = "1.33.0") -> list[Manifest]:
-    result = _run_template(helm, kube_version, tuple(args))
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def render_error(helm: str, *args: str) -> str:
-    result = _run_template(helm, "1.33.0", tuple(args))
-    assert result.returncode != 0, "rendering should have failed"
-    return result.stderr
-
-
-def by_kind(docs: list[Manifest], kind: str) -> dict[str, dict[str, Any]]:
-    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
-
-
-def pod_specs(docs: list[Manifest]) -> dict[str, dict[str, Any]]:
-    specs = {}
-    for doc in docs:
-        name = f"{doc['kind']}/{doc['metadata']['name']}"
-        if doc["kind"] == "Pod":
-            specs[name] = doc["spec"]
-        elif doc["kind"] in ("Deployment", "Job"):
-            specs[name] = doc["spec"]["template"]["spec"]
-    return specs
-
-
-def containers(spec: dict[str, Any]) -> list[Manifest]:
-    return [*spec.get("initContainers", []), *spec["containers"]]
-
-
-def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
-
-
-@pytest.fixture(scope="module")
-def default_docs(helm: str) -> list[Manifest]:
-    return render(helm, *_required_secret_args())
-
-
-@pytest.fixture(scope="module")
-def full_docs(helm: str) -> list[Manifest]:
-    return render(helm, "-f", str(CHART / "ci" / "all-features-values.yaml"))
+from tests.helm.rendering import (
+    CHART,
+    CI_VALUES,
+    KUBE_VERSIONS,
+    RELEASE,
+    REQUIRED_SECRETS,
+    Manifest,
+    by_kind,
+    container_of,
+    containers,
+    env_of,
+    pod_specs,
+    render,
+    render_error,
+    required_secret_args,
+    run_template,
+    set_args,
+)
 
 
 @pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda path: path.name)
@@ -146,17 +47,33 @@ def test_lint_strict_passes_with_valid_values(helm: str, values_file: Path) -> N
 
 
 def test_default_render_has_the_control_plane(default_docs: list[Manifest]) -> None:
-    kinds = sorted({doc["kind"] for doc in default_docs})
-    assert kinds == ["Deployment", "Job", "Pod", "PodDisruptionBudget", "Secret", "Service"]
     assert set(by_kind(default_docs, "Deployment")) == {
         f"{RELEASE}-web",
+        f"{RELEASE}-realtime",
         f"{RELEASE}-worker",
         f"{RELEASE}-beat",
+        f"{RELEASE}-orchestrator",
     }
-    assert set(by_kind(default_docs, "Service")) == {f"{RELEASE}-web"}
+    assert set(by_kind(default_docs, "Service")) == {f"{RELEASE}-web", f"{RELEASE}-realtime"}
+    assert set(by_kind(default_docs, "ConfigMap")) == {f"{RELEASE}-config", f"{RELEASE}-pools"}
+    # Node drains keep a standby orchestrator and serving pods; beat's single pod has no budget.
+    assert set(by_kind(default_docs, "PodDisruptionBudget")) == {
+        f"{RELEASE}-web",
+        f"{RELEASE}-realtime",
+        f"{RELEASE}-worker",
+        f"{RELEASE}-orchestrator",
+    }
+    for name, deployment in by_kind(default_docs, "Deployment").items():
+        selector = deployment["spec"]["selector"]
+        pdbs = [
+            pdb
+            for pdb in by_kind(default_docs, "PodDisruptionBudget").values()
+            if pdb["spec"]["selector"] == selector
+        ]
+        assert len(pdbs) == (0 if name.endswith("-beat") else 1), name
 
 
-def test_full_render_adds_ingress_autoscaling_and_orchestrator(full_docs: list[Manifest]) -> None:
+def test_full_render_adds_ingress_and_autoscaling(full_docs: list[Manifest]) -> None:
     kinds = {doc["kind"] for doc in full_docs}
     assert {
         "Ingress",
@@ -175,9 +92,17 @@ def test_full_render_adds_ingress_autoscaling_and_orchestrator(full_docs: list[M
     }
 
 
+def test_every_long_running_container_has_probes(full_docs: list[Manifest]) -> None:
+    deployments = by_kind(full_docs, "Deployment")
+    assert len(deployments) == 5
+    for name, deployment in deployments.items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert "livenessProbe" in container, f"{name} container {container['name']}"
+
+
 def test_every_container_has_requests_equal_to_limits(full_docs: list[Manifest]) -> None:
     specs = pod_specs(full_docs)
-    assert len(specs) >= 6
+    assert len(specs) >= 7
     for name, spec in specs.items():
         for container in containers(spec):
             resources = container["resources"]
@@ -225,7 +150,7 @@ def test_web_serves_with_probes_and_metrics(default_docs: list[Manifest]) -> Non
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/path"] == "/metrics"
     assert annotations["prometheus.io/port"] == "8000"
-    env = env_of(web)
+    env = env_of(web, default_docs)
     assert env["PROMETHEUS_MULTIPROC_DIR"] == "/var/run/prometheus"
     assert env["IRONBOWL_ENV"] == "production"
     mounts = {mount["mountPath"]: mount["name"] for mount in web["volumeMounts"]}
@@ -245,7 +170,7 @@ def test_configuration_reaches_every_container(full_docs: list[Manifest]) -> Non
         if name.startswith("Pod/"):
             continue
         for container in containers(spec):
-            env = env_of(container)
+            env = env_of(container, full_docs)
             where = f"{name} container {container['name']}"
             assert env["IRONBOWL_ENV"] == "production", where
             assert env["ALLOWED_HOSTS"].split(",")[0] == "ironbowl.example.org", where
@@ -264,6 +189,50 @@ def test_configuration_reaches_every_container(full_docs: list[Manifest]) -> Non
             assert len(names) == len(set(names)), f"{where}: duplicate env names"
 
 
+def test_shared_settings_live_in_a_config_map_that_rolls_the_pods(helm: str) -> None:
+    docs = render(helm, *required_secret_args())
+    config = by_kind(docs, "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert config["TIME_ZONE"] == "Asia/Shanghai"
+    assert not {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"} & set(config)
+    changed = render(helm, *required_secret_args(), "--set", "config.timeZone=Europe/Berlin")
+    for name in ("web", "realtime", "worker", "beat", "orchestrator"):
+        before = by_kind(docs, "Deployment")[f"{RELEASE}-{name}"]["spec"]["template"]
+        after = by_kind(changed, "Deployment")[f"{RELEASE}-{name}"]["spec"]["template"]
+        assert container_of(changed, name)["envFrom"][0] == {
+            "configMapRef": {"name": f"{RELEASE}-config"}
+        }
+        assert (
+            before["metadata"]["annotations"]["checksum/config"]
+            != after["metadata"]["annotations"]["checksum/config"]
+        ), name
+
+
+def test_realtime_serves_websockets_on_its_own_pods(full_docs: list[Manifest]) -> None:
+    realtime = container_of(full_docs, "realtime")
+    assert realtime["command"][:2] == ["uvicorn", "ironbowl.asgi:application"]
+    assert realtime["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    service = by_kind(full_docs, "Service")[f"{RELEASE}-realtime"]
+    deployment = by_kind(full_docs, "Deployment")[f"{RELEASE}-realtime"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    (ingress,) = by_kind(full_docs, "Ingress").values()
+    backends = {
+        path["path"]: path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {"/ws/": f"{RELEASE}-realtime", "/": f"{RELEASE}-web"}
+
+
+def test_without_realtime_the_web_pods_keep_the_websockets(helm: str) -> None:
+    docs = render(
+        helm, *required_secret_args(), "--set", "realtime.enabled=false,ingress.enabled=true"
+    )
+    assert f"{RELEASE}-realtime" not in by_kind(docs, "Deployment")
+    (ingress,) = by_kind(docs, "Ingress").values()
+    paths = [path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert paths == ["/"]
+
+
 def test_celery_worker_and_exactly_one_beat(default_docs: list[Manifest], helm: str) -> None:
     deployments = by_kind(default_docs, "Deployment")
     worker = deployments[f"{RELEASE}-worker"]["spec"]["template"]["spec"]["containers"][0]
@@ -271,6 +240,12 @@ def test_celery_worker_and_exactly_one_beat(default_docs: list[Manifest], helm: 
     beat = deployments[f"{RELEASE}-beat"]
     assert beat["spec"]["replicas"] == 1
     assert beat["spec"]["strategy"] == {"type": "Recreate"}
+    probe = worker["livenessProbe"]["exec"]["command"][-1]
+    assert probe.startswith(
+        'exec celery -A ironbowl inspect ping --destination "celery@${HOSTNAME}"'
+    )
+    beat_probe = beat["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+    assert "celerybeat-schedule" in beat_probe["exec"]["command"][-1]
     assert beat["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "celery",
         "-A",
@@ -282,7 +257,7 @@ def test_celery_worker_and_exactly_one_beat(default_docs: list[Manifest], helm: 
         "/tmp/celerybeat-schedule",  # noqa: S108
     ]
     # There is no knob for a second scheduler.
-    error = render_error(helm, *_required_secret_args(), "--set", "beat.replicas=2")
+    error = render_error(helm, *required_secret_args(), "--set", "beat.replicas=2")
     assert "replicas" in error
 
 
@@ -294,7 +269,11 @@ def test_migrations_run_as_a_hook_before_install_and_upgrade(default_docs: list[
     assert spec["containers"][0]["command"] == ["python", "manage.py", "migrate", "--noinput"]
     # On first install the release's Secret does not exist yet when the hook runs: the job reads
     # a hook Secret created just before it.
-    secret_name = env_of(spec["containers"][0])["DATABASE_URL"]["secretKeyRef"]["name"]
+    env = env_of(spec["containers"][0])
+    # The release's ConfigMap does not exist yet either: the settings are inlined.
+    assert "envFrom" not in spec["containers"][0]
+    assert env["IRONBOWL_ENV"] == "production"
+    secret_name = env["DATABASE_URL"]["secretKeyRef"]["name"]
     secret = by_kind(default_docs, "Secret")[secret_name]
     annotations = secret["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
@@ -309,7 +288,7 @@ def test_migrations_run_as_a_hook_before_install_and_upgrade(default_docs: list[
     [("secretKey", "SECRET_KEY"), ("databaseUrl", "DATABASE_URL"), ("redisUrl", "REDIS_URL")],
 )
 def test_missing_required_secret_fails_naming_it(helm: str, value: str, variable: str) -> None:
-    args = _set_args(
+    args = set_args(
         {f"secrets.{key}": secret for key, secret in REQUIRED_SECRETS.items() if key != value}
     )
     error = render_error(helm, *args)
@@ -328,11 +307,11 @@ def test_missing_required_secret_fails_naming_it(helm: str, value: str, variable
 def test_values_the_app_would_reject_fail_rendering(
     helm: str, override: dict[str, str], message: str
 ) -> None:
-    assert message in render_error(helm, *_required_secret_args(**override))
+    assert message in render_error(helm, *required_secret_args(**override))
 
 
 def test_typo_in_values_is_rejected(helm: str) -> None:
-    error = render_error(helm, *_required_secret_args(), "--set", "web.replicsa=3")
+    error = render_error(helm, *required_secret_args(), "--set", "web.replicsa=3")
     assert "replicsa" in error
 
 
@@ -344,51 +323,6 @@ def test_existing_secret_replaces_secret_values(helm: str) -> None:
             for item in container.get("env", []):
                 if "valueFrom" in item:
                     assert item["valueFrom"]["secretKeyRef"]["name"] == "ironbowl-env", name
-
-
-def test_orchestrator_and_its_rbac_are_absent_by_default(default_docs: list[Manifest]) -> None:
-    kinds = {doc["kind"] for doc in default_docs}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
-    assert f"{RELEASE}-orchestrator" not in by_kind(default_docs, "Deployment")
-
-
-def test_orchestrator_when_enabled_gets_cluster_rbac(helm: str) -> None:
-    docs = render(helm, *_required_secret_args(), "--set", "orchestrator.enabled=true")
-    deployment = by_kind(docs, "Deployment")[f"{RELEASE}-orchestrator"]
-    assert deployment["spec"]["replicas"] == 2
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["containers"][0]["command"] == ["python", "manage.py", "orchestrate"]
-    (account,) = by_kind(docs, "ServiceAccount")
-    assert pod["serviceAccountName"] == account
-    (role,) = by_kind(docs, "ClusterRole").values()
-    granted = {
-        (group, resource): set(rule["verbs"])
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
-    for key in [("", "namespaces"), ("", "resourcequotas"), ("", "pods"), ("batch", "jobs")]:
-        assert {"get", "list", "watch", "create", "patch", "delete"} <= granted[key], key
-    assert "get" in granted[("", "pods/log")]
-    assert {"list", "watch"} <= granted[("", "events")]
-    (binding,) = by_kind(docs, "ClusterRoleBinding").values()
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
-    ]
-    # Only the orchestrator talks to the Kubernetes API.
-    for name, spec in pod_specs(docs).items():
-        if name != f"Deployment/{RELEASE}-orchestrator":
-            assert spec["automountServiceAccountToken"] is False, name
-
-
-@pytest.fixture(scope="module")
-def kubernetes_validate() -> Any:
-    try:
-        import kubernetes_validate
-    except ImportError:
-        _skip_or_fail("kubernetes-validate is not installed (pip install kubernetes-validate)")
-    return kubernetes_validate
 
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
@@ -409,6 +343,6 @@ def test_manifests_validate_against_kubernetes_schemas(
 
 
 def test_older_kubernetes_is_refused(helm: str) -> None:
-    result = _run_template(helm, "1.28.0", tuple(_required_secret_args()))
+    result = run_template(helm, "1.29.0", tuple(required_secret_args()))
     assert result.returncode != 0
     assert "kubeVersion" in result.stderr

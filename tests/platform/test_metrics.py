@@ -89,7 +89,7 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_counts_of_several_processes_are_summed(client, tmp_path, monkeypatch):
+def test_counts_of_several_processes_are_summed(db, client, tmp_path, monkeypatch):
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     env = {

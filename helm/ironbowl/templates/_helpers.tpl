@@ -122,10 +122,14 @@ fails at render time with a message naming the setting.
 {{- if and .Values.worker.autoscaling.enabled (gt (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas)) }}
 {{- fail "worker.autoscaling.minReplicas must not exceed worker.autoscaling.maxReplicas" }}
 {{- end }}
+{{- if .Values.orchestrator.enabled }}
+{{- include "ironbowl.validatePools" . }}
+{{- end }}
 {{- end }}
 
 {{/*
-ALLOWED_HOSTS: config.allowedHosts, the ingress hosts and the probes' Host header, comma separated.
+ALLOWED_HOSTS: config.allowedHosts, the ingress hosts, the probes' Host header and (with the
+orchestrator) the host workers reach the web Service by, comma separated.
 */}}
 {{- define "ironbowl.allowedHosts" -}}
 {{- $hosts := list }}
@@ -134,32 +138,57 @@ ALLOWED_HOSTS: config.allowedHosts, the ingress hosts and the probes' Host heade
 {{- range .Values.ingress.hosts }}{{ $hosts = append $hosts .host }}{{ end }}
 {{- end }}
 {{- $hosts = append $hosts .Values.web.probes.hostHeader }}
+{{- if .Values.orchestrator.enabled }}
+{{- $hosts = append $hosts (include "ironbowl.controlUrl" . | urlParse).hostname }}
+{{- end }}
 {{- $hosts | uniq | join "," }}
 {{- end }}
 
 {{/*
-Environment of every application container.
-Usage: include "ironbowl.env" (dict "root" $ "secretName" "<name>" "extra" (list ...))
-`extra` holds the component's own variables. A variable named in the user's extraEnv replaces the
-chart's variable of that name (no duplicate names, which server-side apply rejects).
+Name of the ConfigMap with the non-secret settings shared by every application container.
+*/}}
+{{- define "ironbowl.configMapName" -}}
+{{- include "ironbowl.componentName" (dict "root" . "component" "config") }}
+{{- end }}
+
+{{/*
+The non-secret settings shared by every application container, as the ConfigMap's data.
+*/}}
+{{- define "ironbowl.configData" -}}
+{{- $data := dict
+  "IRONBOWL_ENV" "production"
+  "ALLOWED_HOSTS" (include "ironbowl.allowedHosts" .)
+  "TIME_ZONE" (toString .Values.config.timeZone)
+  "DATA_DIR" (toString .Values.config.dataDir)
+  "MEDIA_ROOT" (toString .Values.media.root)
+  "LOG_LEVEL" (toString .Values.config.logLevel)
+  "LOG_FORMAT" (toString .Values.config.logFormat)
+  "HOME" "/tmp"
+  "PYTHONUNBUFFERED" "1"
+  "PYTHONDONTWRITEBYTECODE" "1" }}
+{{- with .Values.config.csrfTrustedOrigins }}
+{{- $_ := set $data "CSRF_TRUSTED_ORIGINS" (join "," .) }}
+{{- end }}
+{{- toYaml $data }}
+{{- end }}
+
+{{/*
+Environment of every application container: the secrets, the component's own variables and the
+user's extraEnv. The shared settings come from the config ConfigMap through envFrom, except for
+hooks (inlineConfig true), which run before the release's ConfigMap exists.
+Usage: include "ironbowl.env" (dict "root" $ "secretName" "<name>" "extra" (list ...) "inlineConfig" false)
+A variable named in the user's extraEnv replaces the chart's variable of that name (no duplicate
+names, which server-side apply rejects); env also wins over the ConfigMap's keys.
 */}}
 {{- define "ironbowl.env" -}}
 {{- $root := .root }}
-{{- $env := list
-  (dict "name" "IRONBOWL_ENV" "value" "production")
-  (dict "name" "ALLOWED_HOSTS" "value" (include "ironbowl.allowedHosts" $root)) }}
-{{- with $root.Values.config.csrfTrustedOrigins }}
-{{- $env = append $env (dict "name" "CSRF_TRUSTED_ORIGINS" "value" (join "," .)) }}
+{{- $env := list }}
+{{- if .inlineConfig }}
+{{- $config := include "ironbowl.configData" $root | fromYaml }}
+{{- range $name := keys $config | sortAlpha }}
+{{- $env = append $env (dict "name" $name "value" (index $config $name)) }}
 {{- end }}
-{{- $env = concat $env (list
-  (dict "name" "TIME_ZONE" "value" (toString $root.Values.config.timeZone))
-  (dict "name" "DATA_DIR" "value" (toString $root.Values.config.dataDir))
-  (dict "name" "MEDIA_ROOT" "value" (toString $root.Values.media.root))
-  (dict "name" "LOG_LEVEL" "value" (toString $root.Values.config.logLevel))
-  (dict "name" "LOG_FORMAT" "value" (toString $root.Values.config.logFormat))
-  (dict "name" "HOME" "value" "/tmp")
-  (dict "name" "PYTHONUNBUFFERED" "value" "1")
-  (dict "name" "PYTHONDONTWRITEBYTECODE" "value" "1")) }}
+{{- end }}
 {{- range list "SECRET_KEY" "DATABASE_URL" "REDIS_URL" }}
 {{- $env = append $env (dict "name" . "valueFrom" (dict "secretKeyRef" (dict "name" $.secretName "key" .))) }}
 {{- end }}
@@ -201,15 +230,20 @@ limits:
 
 {{/*
 Fields shared by every application container.
-Usage: include "ironbowl.containerCommon" (dict "root" $ "secretName" "<name>" "resources" .Values.web.resources "extraEnv" (list ...))
+Usage: include "ironbowl.containerCommon" (dict "root" $ "secretName" "<name>" "resources" .Values.web.resources "extraEnv" (list ...) "inlineConfig" false)
 */}}
 {{- define "ironbowl.containerCommon" -}}
 image: {{ include "ironbowl.image" .root | quote }}
 imagePullPolicy: {{ .root.Values.image.pullPolicy }}
 workingDir: /app
 env:
-  {{- include "ironbowl.env" (dict "root" .root "secretName" .secretName "extra" .extraEnv) | nindent 2 }}
-{{- with .root.Values.extraEnvFrom }}
+  {{- include "ironbowl.env" (dict "root" .root "secretName" .secretName "extra" .extraEnv "inlineConfig" .inlineConfig) | nindent 2 }}
+{{- $envFrom := list }}
+{{- if not .inlineConfig }}
+{{- $envFrom = append $envFrom (dict "configMapRef" (dict "name" (include "ironbowl.configMapName" .root))) }}
+{{- end }}
+{{- $envFrom = concat $envFrom .root.Values.extraEnvFrom }}
+{{- with $envFrom }}
 envFrom:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -239,12 +273,13 @@ Volume mounts for the writable scratch space of every application container.
 {{- end }}
 
 {{/*
-Pod template annotations as YAML (empty when there are none): the component's own, a checksum of
-the chart's Secret (rolls the pods when it changes) and the user's podAnnotations.
+Pod template annotations as YAML: the component's own, checksums of the shared settings and of the
+chart's Secret (they roll the pods when those change) and the user's podAnnotations.
 Usage: include "ironbowl.podAnnotations" (dict "root" $ "extra" (dict ...))
 */}}
 {{- define "ironbowl.podAnnotations" -}}
 {{- $annotations := deepCopy (.extra | default dict) }}
+{{- $_ := set $annotations "checksum/config" (include "ironbowl.configData" .root | sha256sum) }}
 {{- if not .root.Values.secrets.existingSecret }}
 {{- $_ := set $annotations "checksum/secret" (include "ironbowl.secretData" .root | sha256sum) }}
 {{- end }}
@@ -313,5 +348,77 @@ labels:
 {{- with (include "ironbowl.podAnnotations" (dict "root" .root "extra" .annotations) | trim) }}
 annotations:
   {{- . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+INFERENCE_CONTROL_URL: inference.controlUrl, or the web Service's address inside the cluster
+(workers run in the organization namespaces, so the name carries the release namespace).
+*/}}
+{{- define "ironbowl.controlUrl" -}}
+{{- if .Values.inference.controlUrl }}
+{{- .Values.inference.controlUrl }}
+{{- else }}
+{{- printf "http://%s.%s.svc:%v" (include "ironbowl.componentName" (dict "root" . "component" "web")) .Release.Namespace .Values.web.service.port }}
+{{- end }}
+{{- end }}
+
+{{/*
+pools.json, the orchestrator's pool list (the contract with inference's loader): one object per
+pool with snake_case keys, the GPU class's node selector and tolerations merged in (the pool's
+own node selector wins per key; tolerations add up, without duplicates).
+*/}}
+{{- define "ironbowl.poolsJson" -}}
+{{- $root := . }}
+{{- $defaultImage := printf "%s:%s" .Values.inference.workerImage.repository (default .Chart.AppVersion .Values.inference.workerImage.tag | toString) }}
+{{- $pools := list }}
+{{- range $pool := .Values.inference.pools }}
+{{- $class := index $root.Values.inference.gpuClasses $pool.gpuClass | default dict }}
+{{- $nodeSelector := merge (deepCopy ($pool.nodeSelector | default dict)) (deepCopy ($class.nodeSelector | default dict)) }}
+{{- $tolerations := concat ($class.tolerations | default list) ($pool.tolerations | default list) | uniq }}
+{{- $gpus := $pool.gpusPerWorker }}
+{{- if kindIs "invalid" $gpus }}{{ $gpus = ternary 0 1 (eq $pool.gpuClass "cpu") }}{{ end }}
+{{- $pools = append $pools (dict
+  "name" $pool.name
+  "pipeline" $pool.pipeline
+  "model" ($pool.model | default "")
+  "gpu_class" $pool.gpuClass
+  "gpus_per_worker" (int $gpus)
+  "slots_per_worker" (int $pool.slotsPerWorker)
+  "image" ($pool.image | default $defaultImage)
+  "warm_minimum" (int ($pool.warmMinimum | default 0))
+  "maximum" (int $pool.maximum)
+  "batch" ($pool.batch | default false)
+  "node_selector" $nodeSelector
+  "tolerations" $tolerations) }}
+{{- end }}
+{{- toPrettyJson $pools }}
+{{- end }}
+
+{{/*
+Checks of the pool list that the schema cannot express; each message names the pool and value.
+*/}}
+{{- define "ironbowl.validatePools" -}}
+{{- $seen := dict }}
+{{- range $index, $pool := .Values.inference.pools }}
+{{- $where := printf "inference.pools[%d] (%s)" $index $pool.name }}
+{{- if hasKey $seen $pool.name }}
+{{- fail (printf "%s: the pool name %q is used twice; pool names must be unique" $where $pool.name) }}
+{{- end }}
+{{- $_ := set $seen $pool.name true }}
+{{- if not (hasKey $.Values.inference.gpuClasses $pool.gpuClass) }}
+{{- fail (printf "%s: gpuClass %q has no entry in inference.gpuClasses" $where $pool.gpuClass) }}
+{{- end }}
+{{- $gpus := $pool.gpusPerWorker }}
+{{- if kindIs "invalid" $gpus }}{{ $gpus = ternary 0 1 (eq $pool.gpuClass "cpu") }}{{ end }}
+{{- if and (eq $pool.gpuClass "cpu") (gt (int $gpus) 0) }}
+{{- fail (printf "%s: a cpu pool requests no GPUs; set gpusPerWorker to 0" $where) }}
+{{- end }}
+{{- if and (ne $pool.gpuClass "cpu") (eq (int $gpus) 0) }}
+{{- fail (printf "%s: a %s pool needs gpusPerWorker of at least 1" $where $pool.gpuClass) }}
+{{- end }}
+{{- if gt (int ($pool.warmMinimum | default 0)) (mul (int $pool.maximum) (int $pool.slotsPerWorker)) }}
+{{- fail (printf "%s: warmMinimum (%v slots) is more than the pool can hold (maximum x slotsPerWorker = %v)" $where $pool.warmMinimum (mul (int $pool.maximum) (int $pool.slotsPerWorker))) }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,180 @@
+"""The control plane's side of the worker protocol (see `inference.contracts`).
+
+A worker authenticates with the token the orchestrator gave it. Reports are idempotent by their
+report id and fenced by the attempt: a report for an attempt the workload has moved on from is
+"stale" — its usage still counts (the GPU time was spent), its progress and result do not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inference.contracts import Heartbeat, Registration, Report, ReportOutcome, Usage
+from inference.lifecycle import requeue, transition
+from inference.models import (
+    FINAL_STATES,
+    ON_WORKER_STATES,
+    ProcessedReport,
+    UsageReport,
+    Worker,
+    WorkerState,
+    Workload,
+    WorkloadState,
+)
+from inference.tokens import hash_token
+
+
+def worker_for_token(token: str) -> Worker | None:
+    """The live worker holding this token; a retired worker's token no longer works."""
+    if not token:
+        return None
+    return (
+        Worker.objects.unscoped_dangerously()
+        .select_related("pool", "organization")
+        .filter(token_hash=hash_token(token))
+        .exclude(state=WorkerState.GONE)
+        .first()
+    )
+
+
+def register(worker: Worker, registration: Registration) -> None:
+    now = timezone.now()
+    worker.last_heartbeat_at = now
+    worker.metrics_url = registration.metrics_url[:300]
+    fields = ["last_heartbeat_at", "metrics_url"]
+    if worker.state == WorkerState.STARTING:
+        worker.state, worker.ready_at, worker.reason, worker.message = (
+            WorkerState.READY,
+            now,
+            "",
+            "",
+        )
+        fields += ["state", "ready_at", "reason", "message"]
+    worker.save(update_fields=fields)
+
+
+def heartbeat(worker: Worker, beat: Heartbeat) -> tuple[bool, list[str]]:
+    """Record the beat; answer whether to drain and which running workloads to stop."""
+    worker.last_heartbeat_at = timezone.now()
+    worker.slots_used = max(0, min(beat.slots_used, worker.slots))
+    worker.save(update_fields=["last_heartbeat_at", "slots_used"])
+    mine = {
+        str(pk)
+        for pk in Workload.objects.for_organization(worker.organization)
+        .filter(worker=worker, state__in=ON_WORKER_STATES)
+        .values_list("id", flat=True)
+    }
+    cancel = [workload_id for workload_id in beat.running if workload_id not in mine]
+    return worker.state == WorkerState.DRAINING, cancel
+
+
+def assignments(worker: Worker) -> list[Workload]:
+    """Workloads placed on this worker that it has not reported on yet. A lost reply loses
+    nothing: the same assignments come back until the worker reports."""
+    if worker.state != WorkerState.READY:
+        return []
+    return list(
+        Workload.objects.for_organization(worker.organization)
+        .filter(worker=worker, state=WorkloadState.PLACED)
+        .select_related("pool")
+        .order_by("-priority", "placed_at")
+    )
+
+
+def apply_reports(worker: Worker, reports: list[Report]) -> dict[str, ReportOutcome]:
+    ids = {report.workload_id for report in reports}
+    workloads = {
+        str(w.id): w
+        for w in Workload.objects.for_organization(worker.organization).filter(id__in=ids)
+    }
+    outcomes: dict[str, ReportOutcome] = {}
+    for report in reports:
+        workload = workloads.get(report.workload_id)
+        outcomes[report.report_id] = (
+            "stale" if workload is None else _apply(worker, workload, report)
+        )
+    return outcomes
+
+
+def _apply(worker: Worker, workload: Workload, report: Report) -> ReportOutcome:
+    try:
+        with transaction.atomic():
+            ProcessedReport.objects.create(workload=workload, report_id=report.report_id)
+            workload = (
+                Workload.objects.for_organization(worker.organization)
+                .select_for_update()
+                .get(id=workload.id)
+            )
+            if report.usage is not None:
+                _record_usage(worker, workload, report.report_id, report.usage)
+            current = (
+                workload.worker_id == worker.id
+                and workload.attempts == report.attempt
+                and workload.state in ON_WORKER_STATES
+            )
+            if not current:
+                return "stale"
+            if report.kind == "result":
+                _finish(workload, report)
+            elif workload.state == WorkloadState.PLACED:
+                transition(workload, WorkloadState.RUNNING, progress=_clamp(report.progress))
+            elif report.progress is not None:
+                workload.progress = _clamp(report.progress)
+                workload.save(update_fields=["progress"])
+    except IntegrityError:
+        return "duplicate"
+    return "accepted"
+
+
+def _clamp(progress: float | None) -> float:
+    return 0.0 if progress is None else max(0.0, min(1.0, float(progress)))
+
+
+def _record_usage(worker: Worker, workload: Workload, report_id: str, usage: Usage) -> None:
+    UsageReport.objects.create(
+        organization_id=workload.organization_id,
+        report_id=report_id,
+        workload=workload,
+        worker=worker,
+        gpu_class=worker.pool.gpu_class,
+        stream_minutes=max(usage.stream_minutes, 0.0),
+        gpu_seconds=max(usage.gpu_seconds, 0.0),
+        rendered_seconds=max(usage.rendered_seconds, 0.0),
+        interactions=max(usage.interactions, 0),
+    )
+
+
+def _finish(workload: Workload, report: Report) -> None:
+    output: dict[str, Any] = dict(report.output)
+    if report.status == "succeeded":
+        transition(workload, WorkloadState.SUCCEEDED, progress=1.0, result=output)
+    else:
+        reason = report.reason or "The worker reported a failure without a reason."
+        transition(workload, WorkloadState.FAILED, "pipeline_failed", reason, result=output)
+
+
+def release(worker: Worker) -> int:
+    """The worker leaves: what it still held goes back to the queue. Returns how many."""
+    with transaction.atomic():
+        held = list(
+            Workload.objects.for_organization(worker.organization).filter(
+                worker=worker, state__in=ON_WORKER_STATES
+            )
+        )
+        for workload in held:
+            requeue(
+                workload,
+                "worker_released",
+                "Its worker shut down before finishing; queued again.",
+                counts_as_failure=False,
+            )
+        worker.state, worker.reason, worker.gone_at = WorkerState.GONE, "Released", timezone.now()
+        worker.save(update_fields=["state", "reason", "gone_at"])
+    return len(held)
+
+
+def is_final(workload: Workload) -> bool:
+    return workload.state in FINAL_STATES

@@ -1,0 +1,227 @@
+"""The reconcile pass against a fake backend at the backend's own interface.
+
+Real: the database, admission, placement, scaling and the protocol's service functions.
+Simulated: the cluster (tests/inference/fakes.py) and the worker process (support.py plays it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from inference import services
+from inference.backends.base import ObservedWorker, StartRefused
+from inference.models import Worker, WorkerState, Workload, WorkloadEvent, WorkloadState
+from tests.inference.support import register_all, report, writes_during
+
+
+def _workload(org, pool, **fields):
+    workload, _created = services.submit(
+        org, kind="live", spec={"seconds": 1}, pool_name=pool.name, **fields
+    )
+    return workload
+
+
+def _state(workload) -> str:
+    workload.refresh_from_db()
+    return workload.state
+
+
+def test_a_workload_goes_from_queued_to_succeeded(org_a, pool, backend, reconciler):
+    workload = _workload(org_a, pool)
+    first = reconciler.run_once()
+    assert (first.admitted, first.started, first.placed) == (1, 1, 0)
+    assert _state(workload) == WorkloadState.ADMITTED
+    assert workload.reason_code == "starting_worker"
+    assert backend.tenants[org_a.slug].gpu_quota == 1  # trial: 2 h100 slots → one 4-slot worker
+
+    register_all(backend)
+    second = reconciler.run_once()
+    assert second.placed == 1
+    assert _state(workload) == WorkloadState.PLACED
+    assert workload.attempts == 1
+
+    assert report(workload, "progress", progress=0.5) == "accepted"
+    assert _state(workload) == WorkloadState.RUNNING
+    assert report(workload, "result", status="succeeded") == "accepted"
+    assert _state(workload) == WorkloadState.SUCCEEDED
+    states = list(WorkloadEvent.objects.for_organization(org_a).values_list("state", flat=True))
+    assert states == ["queued", "admitted", "placed", "running", "succeeded"]
+
+
+def test_a_pass_with_nothing_to_do_writes_nothing(org_a, pool, backend, reconciler):
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    register_all(backend)
+    reconciler.run_once()
+    report(workload, "progress", progress=0.1)
+    reconciler.run_once()  # settles
+    calls_before = backend.writes
+
+    statements = writes_during(reconciler.run_once)
+
+    assert statements == []
+    assert backend.writes == calls_before
+    assert _state(workload) == WorkloadState.RUNNING
+
+
+def test_a_lost_worker_has_its_work_rescheduled(org_a, pool, backend, reconciler):
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    (worker,) = register_all(backend)
+    reconciler.run_once()
+    report(workload, "progress", progress=0.2)
+
+    backend.set_phase(worker.backend_id, "failed", "OOMKilled", "container used 80Gi")
+    result = reconciler.run_once()
+
+    worker.refresh_from_db()
+    assert (worker.state, worker.reason) == (WorkerState.GONE, "OOMKilled")
+    assert result.lost == 1 and result.requeued == 1
+    assert worker.backend_id not in backend.workers  # its pod was cleaned up
+    workload.refresh_from_db()
+    # Requeued, admitted again in the same pass and waiting for the replacement worker.
+    assert workload.state == WorkloadState.ADMITTED
+    assert result.started == 1
+    assert "worker_lost" in WorkloadEvent.objects.for_organization(org_a).values_list(
+        "reason_code", flat=True
+    )
+    register_all(backend)
+    reconciler.run_once()
+    assert _state(workload) == WorkloadState.PLACED
+    assert workload.attempts == 2
+    # A late report of the first attempt is stale: it does not move the workload.
+    assert report(workload, "result", status="failed", attempt=1) == "stale"
+    assert _state(workload) == WorkloadState.PLACED
+
+
+def test_a_silent_worker_is_declared_lost(org_a, pool, backend, reconciler, settings):
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    (worker,) = register_all(backend)
+    reconciler.run_once()
+    Worker.objects.unscoped_dangerously().filter(id=worker.id).update(
+        last_heartbeat_at=timezone.now()
+        - dt.timedelta(seconds=settings.INFERENCE_HEARTBEAT_TIMEOUT_S + 1)
+    )
+    reconciler.run_once()
+    worker.refresh_from_db()
+    assert (worker.state, worker.reason) == (WorkerState.GONE, "HeartbeatLost")
+    assert _state(workload) == WorkloadState.ADMITTED
+
+
+def test_work_fails_after_its_attempts_are_used_up(org_a, pool, backend, reconciler):
+    workload = _workload(org_a, pool)
+    for _attempt in range(workload.max_attempts):
+        reconciler.run_once()
+        (worker,) = register_all(backend)
+        reconciler.run_once()
+        backend.set_phase(worker.backend_id, "failed", "Error", "exit code 1")
+    reconciler.run_once()
+    workload.refresh_from_db()
+    assert workload.state == WorkloadState.FAILED
+    assert "gave up after 3 attempts" in workload.reason
+
+
+def test_orphans_are_stopped(org_a, pool, backend, reconciler):
+    backend.workers["ibw-stray-1"] = ObservedWorker("ibw-stray-1", org_a.slug, pool.name, "running")
+    result = reconciler.run_once()
+    assert result.orphans == 1
+    assert "ibw-stray-1" not in backend.workers
+
+
+def test_idle_workers_above_demand_are_drained_then_stopped(org_a, pool, backend, reconciler):
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    (worker,) = register_all(backend)
+    reconciler.run_once()
+    report(workload, "result", status="succeeded")
+
+    reconciler.run_once()
+    worker.refresh_from_db()
+    assert (worker.state, worker.reason) == (WorkerState.DRAINING, "ScaleDown")
+    reconciler.run_once()
+    worker.refresh_from_db()
+    assert worker.state == WorkerState.GONE
+    assert worker.backend_id not in backend.workers
+
+
+def test_warm_minimum_keeps_a_worker_for_an_active_organization(org_a, pool, backend, reconciler):
+    pool.warm_minimum = 1
+    pool.save()
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    register_all(backend)
+    reconciler.run_once()
+    report(workload, "result", status="succeeded")
+    for _ in range(3):
+        reconciler.run_once()
+    ready = Worker.objects.for_organization(org_a).filter(state=WorkerState.READY)
+    assert ready.count() == 1
+
+
+def test_a_refused_start_is_recorded_and_backed_off(org_a, pool, backend, reconciler):
+    backend.refuse_with = StartRefused("QuotaExceeded", "exceeded quota: requests.nvidia.com/gpu")
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    worker = Worker.objects.for_organization(org_a).get()
+    assert (worker.state, worker.reason) == (WorkerState.GONE, "QuotaExceeded")
+    calls = backend.calls["start_worker"]
+    reconciler.run_once()  # within the back-off: no new attempt
+    assert backend.calls["start_worker"] == calls
+    assert _state(workload) == WorkloadState.ADMITTED
+
+
+def test_an_unreachable_backend_keeps_state(org_a, pool, backend, reconciler):
+    from inference.backends.base import BackendUnavailable
+
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    backend.unreachable = True
+    with pytest.raises(BackendUnavailable):
+        reconciler.run_once()
+    backend.unreachable = False
+    register_all(backend)
+    reconciler.run_once()
+    assert _state(workload) == WorkloadState.PLACED
+
+
+def test_a_start_that_never_reached_the_backend_is_retried(org_a, pool, backend, reconciler):
+    """A crash between the database write and the backend call leaves a starting worker that
+    the backend does not know: the next orchestrator starts it again, with a fresh token."""
+    _workload(org_a, pool)
+    reconciler.run_once()
+    worker = Worker.objects.for_organization(org_a).get()
+    old_hash = worker.token_hash
+    backend.workers.clear()
+    reconciler.run_once()
+    worker.refresh_from_db()
+    assert worker.backend_id in backend.workers
+    assert worker.token_hash != old_hash
+    assert Worker.objects.for_organization(org_a).count() == 1
+
+
+def test_bin_packing_fills_the_fullest_worker_first(org_a, pool, backend, reconciler):
+    first = [_workload(org_a, pool) for _ in range(2)]
+    reconciler.run_once()
+    register_all(backend)
+    reconciler.run_once()
+    worker_ids = {w.worker_id for w in Workload.objects.for_organization(org_a)}
+    assert len(worker_ids) == 1
+    assert all(_state(w) == WorkloadState.PLACED for w in first)
+
+
+def test_cancelled_work_is_stopped_at_the_next_heartbeat(org_a, pool, backend, reconciler):
+    from inference import protocol
+    from inference.contracts import Heartbeat
+
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    (worker,) = register_all(backend)
+    reconciler.run_once()
+    services.cancel(workload, "Stopped by an operator.")
+    drain, cancel = protocol.heartbeat(worker, Heartbeat(1, (str(workload.id),)))
+    assert cancel == [str(workload.id)] and drain is False
+    assert _state(workload) == WorkloadState.CANCELLED
