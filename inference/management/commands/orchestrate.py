@@ -60,14 +60,23 @@ class Command(BaseCommand):
         heartbeat_file = os.environ.get("ORCHESTRATOR_HEARTBEAT_FILE")
         reconciler = Reconciler(backend)
         backoff = options["interval"]
+        leading = False
+        log.info("orchestrator_started", backend=backend.name, pid=os.getpid())
         try:
             while not self._stopping:
                 if heartbeat_file:
                     Path(heartbeat_file).touch()
                 if not leadership.try_acquire() or not leadership.still_held():
+                    if leading or not hasattr(self, "_announced"):
+                        log.info("standing_by", reason="another orchestrator holds the lock")
+                        self._announced = True
+                    leading = False
                     metrics.LEADER.set(0)
                     self._sleep(options["interval"])
                     continue
+                if not leading:
+                    log.info("leader_acquired", pid=os.getpid())
+                    leading = True
                 metrics.LEADER.set(1)
                 try:
                     report = reconciler.run_once()

@@ -1,6 +1,7 @@
-"""Run the whole product on this machine: ASGI web server, Celery worker and beat, together.
+"""Run the whole product on this machine: ASGI web server, Celery worker and beat, and the
+inference orchestrator with its local worker processes, together.
 
-`make run` calls this after migrating and seeding. Ctrl-C (or SIGTERM) stops all three; if one
+`make run` calls this after migrating and seeding. Ctrl-C (or SIGTERM) stops them all; if one
 of them dies, the others are stopped too, so a half-running product never looks healthy.
 """
 
@@ -21,7 +22,10 @@ from ironbowl.demo import demo_logins
 
 
 class Command(BaseCommand):
-    help = "Start the web server (ASGI, websockets), a Celery worker and beat; stop all on Ctrl-C."
+    help = (
+        "Start the web server (ASGI, websockets), a Celery worker, beat and the inference "
+        "orchestrator; stop all on Ctrl-C."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -29,6 +33,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         env = self._environment()
+        # Local inference workers call the control plane at the address it serves on.
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        env.setdefault("INFERENCE_CONTROL_URL", f"http://{reachable}:{port}")
         python = sys.executable
         commands = {
             "web": [
@@ -68,6 +75,14 @@ class Command(BaseCommand):
                 "--schedule",
                 settings.CELERY_BEAT_SCHEDULE_FILENAME,
             ],
+            "orchestrator": [
+                python,
+                "manage.py",
+                "orchestrate",
+                "--backend",
+                "local",
+                "--stop-workers-on-exit",
+            ],
         }
         processes = {
             name: subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)  # noqa: S603
@@ -83,7 +98,7 @@ class Command(BaseCommand):
                     f"  Admin:     {url}/admin/",
                     "Demo logins:",
                     *demo_logins(),
-                    "Press Ctrl-C to stop the web server, worker and beat.",
+                    "Press Ctrl-C to stop the web server, worker, beat and orchestrator.",
                     "",
                 ]
             )
