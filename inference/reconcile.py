@@ -259,12 +259,11 @@ class Reconciler:
             return
         free = _free_slots({w.organization_id for w in admitted})
         for workload in admitted:
+            group = free.get((workload.organization_id, workload.pool_id), {})
             candidates = [
                 (slots_free, worker_id)
-                for (org_id, pool_id, worker_id), slots_free in free.items()
-                if org_id == workload.organization_id
-                and pool_id == workload.pool_id
-                and slots_free >= workload.slots
+                for worker_id, slots_free in group.items()
+                if slots_free >= workload.slots
             ]
             if not candidates:
                 if set_waiting_reason(
@@ -273,7 +272,7 @@ class Reconciler:
                     report.db_writes += 1
                 continue
             _slots_free, worker_id = min(candidates, key=lambda c: (c[0], str(c[1])))  # best fit
-            free[(workload.organization_id, workload.pool_id, worker_id)] -= workload.slots
+            group[worker_id] -= workload.slots
             transition(
                 workload,
                 WorkloadState.PLACED,
@@ -426,22 +425,25 @@ def _retire(worker: Worker, reason: str, message: str) -> None:
     worker.save(update_fields=["state", "reason", "message", "gone_at"])
 
 
-def _free_slots(organization_ids: set[uuid.UUID]) -> dict[tuple[uuid.UUID, int, uuid.UUID], int]:
-    """Free slots of every ready worker of these organizations, by (org, pool, worker)."""
+def _free_slots(
+    organization_ids: set[uuid.UUID],
+) -> dict[tuple[uuid.UUID, int], dict[uuid.UUID, int]]:
+    """Free slots of every ready worker of these organizations: (org, pool) → worker → slots."""
     ready = Worker.objects.unscoped_dangerously().filter(
         organization_id__in=organization_ids, state=WorkerState.READY
     )
-    free = {
-        (w.organization_id, w.pool_id, w.id): w.slots
-        for w in ready.only("id", "organization_id", "pool_id", "slots")
-    }
+    free: dict[tuple[uuid.UUID, int], dict[uuid.UUID, int]] = defaultdict(dict)
+    for worker_id, org_id, pool_id, slots in ready.values_list(
+        "id", "organization_id", "pool_id", "slots"
+    ):
+        free[(org_id, pool_id)][worker_id] = slots
     for worker_id, org_id, pool_id, slots in (
         Workload.objects.unscoped_dangerously()
         .filter(worker__in=ready, state__in=ON_WORKER_STATES)
         .values_list("worker_id", "organization_id", "pool_id")
         .annotate(slots=Sum("slots"))
     ):
-        key = (org_id, pool_id, worker_id)
-        if key in free:
-            free[key] -= slots
+        group = free.get((org_id, pool_id))
+        if group is not None and worker_id in group:
+            group[worker_id] -= slots
     return free
