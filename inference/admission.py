@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 
-from inference.lifecycle import requeue, set_waiting_reason, transition
+from inference.lifecycle import requeue, set_waiting_reason, start_draining, transition
 from inference.models import (
     ACTIVE_STATES,
     ON_WORKER_STATES,
@@ -236,9 +236,11 @@ def _free_a_worker(workload: Workload, snapshot: _Snapshot, result: AdmissionRes
         worker=worker, state__in=ACTIVE_STATES
     ):
         _requeue_preempted(victim, workload, snapshot, result)
-    worker.state, worker.reason = WorkerState.DRAINING, "Preempted"
-    worker.message = "Drained to make room for higher-priority work of another organization."
-    worker.save(update_fields=["state", "reason", "message"])
+    start_draining(
+        worker,
+        "Preempted",
+        "Drained to make room for higher-priority work of another organization.",
+    )
     snapshot.org_free[(worker.organization_id, worker.pool_id)] -= worker.slots
     result.drained.append(worker)
     result.writes += 1

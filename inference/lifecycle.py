@@ -10,7 +10,14 @@ from typing import Any
 
 from django.utils import timezone
 
-from inference.models import FINAL_STATES, Workload, WorkloadEvent, WorkloadState
+from inference.models import (
+    FINAL_STATES,
+    Worker,
+    WorkerState,
+    Workload,
+    WorkloadEvent,
+    WorkloadState,
+)
 
 _TIMESTAMP = {
     WorkloadState.ADMITTED: "admitted_at",
@@ -78,3 +85,14 @@ def requeue(workload: Workload, reason_code: str, reason: str, *, counts_as_fail
             reason=reason,
         )
     transition(workload, WorkloadState.QUEUED, reason_code, reason, worker=None, progress=0.0)
+
+
+def start_draining(worker: Worker, reason: str, message: str) -> bool:
+    """Tell a worker (at its next heartbeat) to take nothing new, finish, release and leave.
+    Writes only when the worker was not draining already."""
+    if worker.state not in (WorkerState.STARTING, WorkerState.READY):
+        return False
+    worker.state, worker.reason, worker.message = WorkerState.DRAINING, reason, message
+    worker.draining_since = timezone.now()
+    worker.save(update_fields=["state", "reason", "message", "draining_since"])
+    return True

@@ -64,6 +64,9 @@ class WorkerPool(models.Model):
     node_selector = models.JSONField(_("node selector"), default=dict, blank=True)
     tolerations = models.JSONField(_("tolerations"), default=list, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # Pools from the pools file (the chart's values) are switched off when the file drops them;
+    # pools operators made through the API are left alone.
+    from_config = models.BooleanField(_("from configuration"), default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -127,6 +130,7 @@ class Worker(TenantOwned):
     metrics_url = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)
+    draining_since = models.DateTimeField(null=True, blank=True)
     gone_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,7 +1,8 @@
 """Worker pools from configuration: the chart's pools.json, or the embedded default.
 
-`sync_pools` creates and updates pools by name and switches off pools no longer listed (their
-workers drain; their history stays). Every pool is validated before anything is written.
+`sync_pools` creates and updates pools by name and switches off pools the file no longer lists
+(their workers drain; their history stays). Pools that operators made through the API are not
+the file's to switch off. Every pool is validated before anything is written.
 """
 
 from __future__ import annotations
@@ -92,18 +93,19 @@ def sync_pools(definitions: list[dict[str, Any]]) -> list[str]:
         for name, pool in wanted.items():
             current = existing.get(name)
             if current is None:
+                pool.from_config = True
                 pool.save()
                 changes.append(f"created {name}")
                 continue
             differing = [f for f in FIELDS if getattr(current, f) != getattr(pool, f)]
-            if differing or not current.is_active:
+            if differing or not current.is_active or not current.from_config:
                 for field in differing:
                     setattr(current, field, getattr(pool, field))
-                current.is_active = True
+                current.is_active = current.from_config = True
                 current.save()
                 changes.append(f"updated {name} ({', '.join(differing) or 'reactivated'})")
         for name, current in existing.items():
-            if name not in wanted and current.is_active:
+            if name not in wanted and current.is_active and current.from_config:
                 current.is_active = False
                 current.save(update_fields=["is_active", "updated_at"])
                 changes.append(f"deactivated {name}")

@@ -171,7 +171,9 @@ def release(worker: Worker) -> int:
                 "Its worker shut down before finishing; queued again.",
                 counts_as_failure=False,
             )
-        worker.state, worker.reason, worker.gone_at = WorkerState.GONE, "Released", timezone.now()
+        if worker.state != WorkerState.DRAINING:  # a drained worker keeps why it was drained
+            worker.reason = "Released"
+        worker.state, worker.gone_at = WorkerState.GONE, timezone.now()
         worker.save(update_fields=["state", "reason", "gone_at"])
     return len(held)
 

@@ -38,7 +38,7 @@ from inference.backends.base import (
     TenantSpec,
     WorkerSpec,
 )
-from inference.lifecycle import requeue, set_waiting_reason, transition
+from inference.lifecycle import requeue, set_waiting_reason, start_draining, transition
 from inference.models import (
     ACTIVE_STATES,
     ON_WORKER_STATES,
@@ -170,7 +170,12 @@ class Reconciler:
                     report,
                     stop=True,
                 )
-            elif worker.state == WorkerState.DRAINING and not _busy(worker):
+            elif (
+                worker.state == WorkerState.DRAINING
+                and now - (worker.draining_since or now) > heartbeat_timeout
+                and not _busy(worker)
+            ):
+                # Told to drain at its heartbeats but never released itself: stop it.
                 self.backend.stop_worker(worker.backend_id, worker.organization.slug)
                 _retire(worker, worker.reason or "Drained", worker.message)
                 report.stopped += 1
@@ -329,9 +334,9 @@ class Reconciler:
             elif len(have) > wanted:
                 idle = [w for w in reversed(have) if not _busy(w)]
                 for worker in idle[: len(have) - wanted]:
-                    worker.state, worker.reason = WorkerState.DRAINING, "ScaleDown"
-                    worker.message = "More workers than demand plus the warm minimum."
-                    worker.save(update_fields=["state", "reason", "message"])
+                    start_draining(
+                        worker, "ScaleDown", "More workers than demand plus the warm minimum."
+                    )
                     report.drained += 1
                     report.db_writes += 1
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from inference.lifecycle import transition
+from inference.lifecycle import start_draining, transition
 from inference.models import (
     DEFAULT_PRIORITY,
     FINAL_STATES,
@@ -17,7 +17,6 @@ from inference.models import (
     Reservation,
     Worker,
     WorkerPool,
-    WorkerState,
     Workload,
     WorkloadKind,
     WorkloadState,
@@ -128,8 +127,5 @@ def cancel(workload: Workload, reason: str) -> Workload:
 
 def drain(worker: Worker) -> Worker:
     """Stop giving a worker new work; the orchestrator stops it once it is empty."""
-    if worker.state in (WorkerState.STARTING, WorkerState.READY):
-        worker.state, worker.reason = WorkerState.DRAINING, "Drained"
-        worker.message = "Drained by an operator."
-        worker.save(update_fields=["state", "reason", "message"])
+    start_draining(worker, "Drained", "Drained by an operator.")
     return worker

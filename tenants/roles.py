@@ -41,6 +41,8 @@ class Permission(models.TextChoices):
     KNOWLEDGE_MANAGE = "knowledge.manage", _("Edit the knowledge base")
     REVIEWS_VIEW = "reviews.view", _("Read performance reviews")
     REVIEWS_MANAGE = "reviews.manage", _("Write performance reviews")
+    WORKLOADS_VIEW = "workloads.view", _("View GPU workloads, capacity and reservations")
+    WORKLOADS_MANAGE = "workloads.manage", _("Submit and cancel GPU workloads, reserve capacity")
 
 
 _EVERYONE = frozenset(Role)
@@ -69,6 +71,9 @@ MATRIX: dict[Permission, frozenset[Role]] = {
     Permission.KNOWLEDGE_MANAGE: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR}),
     Permission.REVIEWS_VIEW: frozenset({Role.OWNER, Role.ADMIN, Role.ANALYST}),
     Permission.REVIEWS_MANAGE: frozenset({Role.OWNER, Role.ADMIN, Role.ANALYST}),
+    Permission.WORKLOADS_VIEW: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST}),
+    # Operators run the streams and sessions: they start and stop the work behind them.
+    Permission.WORKLOADS_MANAGE: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR}),
 }
 
 # What an API key may be given: machines never manage people or other keys.
@@ -87,6 +92,8 @@ API_KEY_SCOPES: frozenset[Permission] = frozenset(
         Permission.KNOWLEDGE_VIEW,
         Permission.KNOWLEDGE_MANAGE,
         Permission.UPLOADS_MANAGE,
+        Permission.WORKLOADS_VIEW,
+        Permission.WORKLOADS_MANAGE,
     }
 )
 

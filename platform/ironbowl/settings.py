@@ -295,6 +295,9 @@ SPECTACULAR_SETTINGS = {
         "ReviewStatusEnum": "avatars.models.ReviewStatus",
         "SkillEnum": "avatars.models.Skill",
         "InvitationStatusEnum": "tenants.models.InvitationStatus",
+        "WorkloadKindEnum": "inference.models.WorkloadKind",
+        "WorkloadStateEnum": "inference.models.WorkloadState",
+        "WorkerStateEnum": "inference.models.WorkerState",
     },
 }
 

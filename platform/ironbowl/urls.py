@@ -5,6 +5,8 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from avatars.api.urls import organization_urlpatterns as avatars_org_urls
+from inference.api.urls import operator_urlpatterns as inference_operator_urls
+from inference.api.urls import organization_urlpatterns as inference_org_urls
 from inference.api.worker import urlpatterns as worker_protocol_urls
 from scheduling.api.urls import organization_urlpatterns as scheduling_org_urls
 from tenants.api.urls import account_urlpatterns
@@ -14,11 +16,13 @@ organization_urlpatterns: list[URLPattern | URLResolver] = [
     *tenants_org_urls,
     *scheduling_org_urls,
     *avatars_org_urls,
+    *inference_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [
     *account_urlpatterns,
     path("inference/worker/", include(worker_protocol_urls)),
+    path("platform/inference/", include(inference_operator_urls)),
     path("orgs/<slug:org>/", include(organization_urlpatterns)),
 ]
 

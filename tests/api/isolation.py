@@ -9,6 +9,7 @@ endpoint cannot silently escape the cross-organization probes.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 import uuid
@@ -36,6 +37,8 @@ from avatars.models import (
     Position,
     Upload,
 )
+from inference import services as inference_services
+from inference.models import Reservation, WorkerPool, Workload
 from ironbowl.api.base import CatalogViewSet
 from scheduling import services as scheduling_services
 from scheduling.models import Station
@@ -84,6 +87,37 @@ def _by_avatar(factory_class: Any) -> Callable[[Organization], models.Model]:
     return lambda organization: _made(factory_class, avatar__organization=organization)
 
 
+def _workload(organization: Organization) -> models.Model:
+    # Pools are the platform's, shared by every organization: one for all probes.
+    pool, _created = WorkerPool.objects.get_or_create(
+        name="probe-live",
+        defaults={
+            "pipeline": "live",
+            "gpu_class": "cpu",
+            "gpus_per_worker": 0,
+            "slots_per_worker": 2,
+            "image": "local",
+            "maximum": 2,
+        },
+    )
+    workload, _new = inference_services.submit(
+        organization, kind="live", spec={"probe": True}, pool_name=pool.name
+    )
+    return workload
+
+
+def _reservation(organization: Organization) -> models.Model:
+    starts_at = timezone.now().replace(microsecond=0) + dt.timedelta(days=1)
+    return Reservation.objects.create(
+        organization=organization,
+        gpu_class="cpu",
+        slots=1,
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(hours=1),
+        holder=f"probe:{uuid.uuid4()}",
+    )
+
+
 def _avatar(organization: Organization) -> models.Model:
     # Built, with a portrait on disk (under the test's MEDIA_ROOT): every avatar route answers.
     return avatar_factories.with_portrait(avatar_factories.ready_avatar(organization=organization))
@@ -118,6 +152,8 @@ OBJECT_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] 
     PerformanceReview: lambda organization: _made(
         avatar_factories.PerformanceReviewFactory, employment__organization=organization
     ),
+    Workload: _workload,
+    Reservation: _reservation,
 }
 
 

@@ -74,6 +74,14 @@ KNOWN_ROUTE_NAMES = {
     "build-list",
     "build-detail",
     "build-cancel",
+    "workload-list",
+    "workload-detail",
+    "workload-cancel",
+    "workload-events",
+    "capacity",
+    "capacity-calendar",
+    "reservation-list",
+    "reservation-detail",
 }
 
 MISSING_ORG = "no-such-organization"

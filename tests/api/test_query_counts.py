@@ -20,6 +20,8 @@ from avatars.models import (
     EmploymentStatus,
     EmploymentTransition,
 )
+from inference.lifecycle import transition
+from inference.models import Workload, WorkloadState
 from scheduling import services as scheduling_services
 from scheduling.models import Station
 from tenants.audit import SYSTEM
@@ -59,11 +61,18 @@ def _add_avatar_version(world: World) -> None:
     avatar_factories.AvatarVersionFactory(avatar=avatar, number=numbers.count() + 1)
 
 
+def _add_workload_event(world: World) -> None:
+    workload = world.objects[Workload]
+    assert isinstance(workload, Workload)
+    transition(workload, WorkloadState.QUEUED, "probe", "Requeued for a query count.")
+
+
 # Collections that are not a viewset's `list` action: route name -> adds one row to the collection.
 CUSTOM_COLLECTIONS = {
     "station-operators": _add_station_operator,
     "avatar-versions": _add_avatar_version,
     "employment-transitions": _add_employment_transition,
+    "workload-events": _add_workload_event,
 }
 
 COLLECTIONS = [

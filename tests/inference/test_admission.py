@@ -10,7 +10,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from inference import admission, capacity, services
+from inference import admission, capacity, protocol, services
 from inference.models import (
     Priority,
     UsageReport,
@@ -169,7 +169,11 @@ def test_preemption_across_organizations_frees_a_whole_worker(pool, backend, rec
     assert _states(render, live) == ["queued", "queued"]
     assert live.reason_code == "capacity_freeing"
     assert render.reason_code == "preempted"
-    # The drained worker empties and is stopped; the pool now has room for the bureau.
+    # The drained worker is told so at its heartbeat, releases itself and is cleaned up; the
+    # pool now has room for the bureau.
+    drained = Worker.objects.for_organization(renderer).get()
+    assert drained.state == WorkerState.DRAINING
+    protocol.release(drained)
     reconciler.run_once()
     assert _states(render, live) == ["queued", "admitted"]
     assert render.reason_code == "capacity"  # it does not take back the worker it lost

@@ -82,3 +82,15 @@ def test_one_leader_and_a_standby_that_takes_over(transactional_db, tmp_path):
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_the_file_switches_off_only_its_own_pools(db):
+    from inference.pools import sync_pools
+
+    WorkerPool.objects.create(**{**_pool("made-by-operator"), "image": "x"})
+    sync_pools([_pool("diag-a"), _pool("diag-b")])
+    changes = sync_pools([_pool("diag-a")])
+    assert changes == ["deactivated diag-b"]
+    active = set(WorkerPool.objects.filter(is_active=True).values_list("name", flat=True))
+    assert active == {"diag-a", "made-by-operator"}
+    assert sync_pools([_pool("diag-a")]) == []  # nothing to do: nothing written

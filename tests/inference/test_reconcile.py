@@ -11,8 +11,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from inference import services
+from inference import protocol, services
 from inference.backends.base import ObservedWorker, StartRefused
+from inference.contracts import Heartbeat
 from inference.models import Worker, WorkerState, Workload, WorkloadEvent, WorkloadState
 from tests.inference.support import register_all, report, writes_during
 
@@ -132,7 +133,7 @@ def test_orphans_are_stopped(org_a, pool, backend, reconciler):
     assert "ibw-stray-1" not in backend.workers
 
 
-def test_idle_workers_above_demand_are_drained_then_stopped(org_a, pool, backend, reconciler):
+def test_idle_workers_above_demand_drain_release_and_are_stopped(org_a, pool, backend, reconciler):
     workload = _workload(org_a, pool)
     reconciler.run_once()
     (worker,) = register_all(backend)
@@ -142,10 +143,37 @@ def test_idle_workers_above_demand_are_drained_then_stopped(org_a, pool, backend
     reconciler.run_once()
     worker.refresh_from_db()
     assert (worker.state, worker.reason) == (WorkerState.DRAINING, "ScaleDown")
+    assert protocol.heartbeat(worker, Heartbeat(0, ()))[0] is True  # told to drain
+    protocol.release(worker)  # as the worker does once drained
     reconciler.run_once()
     worker.refresh_from_db()
-    assert worker.state == WorkerState.GONE
+    assert (worker.state, worker.reason) == (WorkerState.GONE, "ScaleDown")
+    assert worker.backend_id not in backend.workers  # its process or pod was cleaned up
+
+
+def test_a_draining_worker_that_never_leaves_is_stopped(org_a, pool, backend, reconciler, settings):
+    services.drain(_ready_worker(org_a, pool, backend, reconciler))
+    reconciler.run_once()
+    worker = Worker.objects.for_organization(org_a).get()
+    assert worker.state == WorkerState.DRAINING  # still has time to release itself
+    Worker.objects.unscoped_dangerously().filter(id=worker.id).update(
+        draining_since=timezone.now()
+        - dt.timedelta(seconds=settings.INFERENCE_HEARTBEAT_TIMEOUT_S + 1),
+        last_heartbeat_at=timezone.now(),
+    )
+    reconciler.run_once()
+    worker.refresh_from_db()
+    assert (worker.state, worker.reason) == (WorkerState.GONE, "Drained")
     assert worker.backend_id not in backend.workers
+
+
+def _ready_worker(org, pool, backend, reconciler):
+    workload = _workload(org, pool)
+    reconciler.run_once()
+    (worker,) = register_all(backend)
+    reconciler.run_once()
+    report(workload, "result", status="succeeded")
+    return worker
 
 
 def test_warm_minimum_keeps_a_worker_for_an_active_organization(org_a, pool, backend, reconciler):
@@ -214,9 +242,6 @@ def test_bin_packing_fills_the_fullest_worker_first(org_a, pool, backend, reconc
 
 
 def test_cancelled_work_is_stopped_at_the_next_heartbeat(org_a, pool, backend, reconciler):
-    from inference import protocol
-    from inference.contracts import Heartbeat
-
     workload = _workload(org_a, pool)
     reconciler.run_once()
     (worker,) = register_all(backend)

@@ -165,7 +165,7 @@ def test_release_requeues_what_the_worker_held_and_retires_its_token(placed):
 
 
 def test_a_worker_cannot_report_on_another_organizations_workload(placed, org_b, pool):
-    workload, client = placed
+    _workload, client = placed
     foreign, _ = services.submit(org_b, kind="live", spec={}, pool_name=pool.name)
     response = _send(client, _report(foreign, attempt=1))
     assert list(response.json()["outcomes"].values()) == ["stale"]

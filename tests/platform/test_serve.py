@@ -63,6 +63,18 @@ def _manage(env, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _checks_done(env) -> bool:
+    """Whether every demo system check succeeded, read by a separate process."""
+    script = (
+        "from inference.models import Workload;"
+        "rows = Workload.objects.unscoped_dangerously().filter("
+        "idempotency_key='demo-system-check');"
+        "print(rows.count(), rows.filter(state='succeeded').count())"
+    )
+    last = _manage(env, "shell", "-c", script).stdout.strip().splitlines()[-1].split()
+    return len(last) == 2 and last[0] == last[1] != "0"
+
+
 def test_serve_runs_the_product_and_stops_everything_on_ctrl_c(embedded_env):
     _manage(embedded_env, "migrate", "--noinput", "-v", "0")
     seeded = _manage(embedded_env, "seed_demo").stdout
@@ -112,6 +124,12 @@ def test_serve_runs_the_product_and_stops_everything_on_ctrl_c(embedded_env):
             time.sleep(0.2)
         assert printed(" ready."), "the Celery worker never became ready"
         assert printed("beat: Starting"), "beat never started"
+        # The orchestrator leads, starts a local worker, and the demo's system checks finish.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not _checks_done(embedded_env):
+            time.sleep(0.5)
+        assert printed("leader_acquired"), "the orchestrator never took the lead"
+        assert _checks_done(embedded_env), "the demo system checks did not finish"
     finally:
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=60)

@@ -6,12 +6,17 @@ against the one matrix in tenants/roles.py, and another that it covers every act
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from avatars import uploads as upload_services
+from inference import capacity
+from inference import services as inference_services
+from inference.models import WorkerPool
 from ironbowl.api.base import OrganizationScoped
 from scheduling import services as scheduling_services
 from tenants import services
@@ -27,6 +32,7 @@ VIEWERS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST})
 AUDITORS = frozenset({Role.OWNER, Role.ADMIN, Role.ANALYST})
 KNOWLEDGE_EDITORS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR})
 UPLOADERS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR})
+WORKLOAD_MANAGERS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR})
 ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
@@ -176,6 +182,24 @@ ROWS = [
     Row("PerformanceReviewViewSet.retrieve", "GET reviews/{review}/", P.REVIEWS_VIEW, AUDITORS),
     Row("PerformanceReviewViewSet.partial_update", "PATCH reviews/{review}/", P.REVIEWS_MANAGE,
         AUDITORS, body={"rating": 4, "comments": "Steady."}),
+    Row("WorkloadViewSet.list", "GET workloads/", P.WORKLOADS_VIEW, VIEWERS),
+    Row("WorkloadViewSet.retrieve", "GET workloads/{workload}/", P.WORKLOADS_VIEW, VIEWERS),
+    Row("WorkloadViewSet.events", "GET workloads/{workload}/events/", P.WORKLOADS_VIEW, VIEWERS),
+    Row("WorkloadViewSet.create", "POST workloads/", P.WORKLOADS_MANAGE, WORKLOAD_MANAGERS, 201,
+        body={"kind": "live", "spec": {"station": "lobby"}}),
+    Row("WorkloadViewSet.cancel", "POST workloads/{workload}/cancel/", P.WORKLOADS_MANAGE,
+        WORKLOAD_MANAGERS, body={"reason": "Stream ended early."}),
+    Row("CapacityView.get", "GET capacity/", P.WORKLOADS_VIEW, VIEWERS),
+    Row("CapacityCalendarView.get", "GET capacity/calendar/?gpu_class=cpu", P.WORKLOADS_VIEW,
+        VIEWERS),
+    Row("ReservationViewSet.list", "GET reservations/", P.WORKLOADS_VIEW, VIEWERS),
+    Row("ReservationViewSet.retrieve", "GET reservations/{reservation}/", P.WORKLOADS_VIEW,
+        VIEWERS),
+    Row("ReservationViewSet.create", "POST reservations/", P.WORKLOADS_MANAGE, WORKLOAD_MANAGERS,
+        201, body={"gpu_class": "cpu", "slots": 1, "starts_at": "2099-01-01T09:00:00Z",
+                   "ends_at": "2099-01-01T17:00:00Z", "purpose": "Open day"}),
+    Row("ReservationViewSet.destroy", "DELETE reservations/{reservation}/", P.WORKLOADS_MANAGE,
+        WORKLOAD_MANAGERS, 204),
 ]
 # fmt: on
 
@@ -192,6 +216,22 @@ def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str
     station = factories.StationFactory(organization=org_a, name="Main hall")
     granted = member_factory(org_a, Role.OPERATOR)
     scheduling_services.grant_station_operator(SYSTEM, station, granted)
+    live_pool = WorkerPool.objects.create(
+        name="live-cpu", pipeline="live", gpu_class="cpu", gpus_per_worker=0,
+        slots_per_worker=2, image="local", maximum=2,
+    )  # fmt: skip
+    workload, _created = inference_services.submit(
+        org_a, kind="live", spec={}, pool_name=live_pool.name
+    )
+    reservation, _answer = capacity.reserve(
+        org_a,
+        gpu_class="cpu",
+        slots=1,
+        starts_at=timezone.now() + dt.timedelta(days=1),
+        ends_at=timezone.now() + dt.timedelta(days=1, hours=1),
+        holder="api:role-matrix",
+    )
+    assert reservation is not None
     invitation, _token = services.invite_member(
         Actor(role=Role.OWNER), org_a, email="invitee@example.org", role=Role.ANALYST
     )
@@ -237,6 +277,8 @@ def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str
         "position": avatar_factories.PositionFactory(organization=org_a).pk,
         "employment": employment.pk,
         "review": avatar_factories.PerformanceReviewFactory(employment=employment).pk,
+        "workload": workload.pk,
+        "reservation": reservation.pk,
     }
     return {name: str(value) for name, value in ids.items()}
 

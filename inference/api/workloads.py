@@ -1,0 +1,275 @@
+"""Endpoints: an organization's GPU workloads — submit, follow, cancel, read their history.
+
+A workload says why it waits (`reason_code`, `reason`) in every state, so a client never has to
+guess whether something is stuck. Submitting is idempotent per `Idempotency-Key` header.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import django_filters
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
+
+from inference import selectors, services
+from inference.models import GpuClass, Priority, Workload, WorkloadKind, WorkloadState
+from ironbowl.api.base import OrganizationViewSet
+from ironbowl.api.serializers import StrictModelSerializer, StrictSerializer
+from tenants import audit
+from tenants.roles import Permission as P
+
+SPEC_MAX_BYTES = 64 * 1024
+IDEMPOTENCY_KEY_MAX_LENGTH = 100
+CANCEL_REASON_MAX_LENGTH = 500
+
+# --- Payloads -------------------------------------------------------------------------------------
+
+
+class SubmitSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=WorkloadKind.choices)
+    spec = serializers.DictField(
+        default=dict, help_text="What the pipeline runs (a JSON object, at most 64 KiB)."
+    )
+    slots = serializers.IntegerField(min_value=1, max_value=64, default=1)
+    pool = serializers.SlugField(
+        max_length=40,
+        required=False,
+        help_text="A pool by name; left out: the first active pool of the kind's pipeline.",
+    )
+    gpu_class = serializers.ChoiceField(
+        choices=GpuClass.choices,
+        required=False,
+        help_text="Without `pool`: run on this GPU class. Ignored when `pool` is named.",
+    )
+    public_service = serializers.BooleanField(
+        default=False,
+        help_text="A 24/7 public service (live only): the highest priority, may preempt others.",
+    )
+
+    def validate_spec(self, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+        if size > SPEC_MAX_BYTES:
+            raise serializers.ValidationError(
+                _("The spec is %(size)s bytes; at most %(limit)s are allowed.")
+                % {"size": size, "limit": SPEC_MAX_BYTES}
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("public_service") and attrs["kind"] != WorkloadKind.LIVE:
+            raise serializers.ValidationError(
+                {"public_service": _("Only a live workload can be a 24/7 public service.")}
+            )
+        return attrs
+
+
+class CancelSerializer(StrictSerializer):
+    reason = serializers.CharField(
+        max_length=CANCEL_REASON_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        help_text="Why; kept in the workload's history and the audit log.",
+    )
+
+
+# --- Representations ------------------------------------------------------------------------------
+
+
+class WorkloadSerializer(StrictModelSerializer):
+    priority_label = serializers.CharField(source="get_priority_display", read_only=True)
+    pool = serializers.CharField(source="pool.name", read_only=True)
+    gpu_class = serializers.ChoiceField(
+        source="pool.gpu_class", choices=GpuClass.choices, read_only=True
+    )
+
+    class Meta:
+        model = Workload
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "reason_code",
+            "reason",
+            "priority",
+            "priority_label",
+            "pool",
+            "gpu_class",
+            "slots",
+            "spec",
+            "attempts",
+            "max_attempts",
+            "progress",
+            "result",
+            "idempotency_key",
+            "reservation",
+            "created_at",
+            "admitted_at",
+            "placed_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class WorkloadEventSerializer(serializers.Serializer[Any]):
+    state = serializers.ChoiceField(choices=WorkloadState.choices)
+    reason_code = serializers.CharField()
+    reason = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+# --- Filters --------------------------------------------------------------------------------------
+
+
+class WorkloadFilter(django_filters.FilterSet):  # type: ignore[misc]  # untyped base
+    state = django_filters.ChoiceFilter(choices=WorkloadState.choices)
+    kind = django_filters.ChoiceFilter(choices=WorkloadKind.choices)
+    priority = django_filters.TypedChoiceFilter(choices=Priority.choices, coerce=int)
+
+    class Meta:
+        model = Workload
+        fields = ["state", "kind", "priority"]
+
+
+# --- Views ----------------------------------------------------------------------------------------
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Up to 100 characters. Sending the same key again returns the first workload (200) "
+        "instead of queueing another one (201)."
+    ),
+)
+
+
+class WorkloadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    """GPU workloads: queued → admitted → placed → running → succeeded, failed or cancelled.
+
+    A preempted workload goes back to the queue with the reason; it is never dropped."""
+
+    model = Workload
+    serializer_class = WorkloadSerializer
+    filterset_class = WorkloadFilter
+    ordering_fields = ["created_at"]
+    http_method_names = ["get", "post", "head", "options"]
+    permission_map = {
+        "list": P.WORKLOADS_VIEW,
+        "retrieve": P.WORKLOADS_VIEW,
+        "events": P.WORKLOADS_VIEW,
+        "create": P.WORKLOADS_MANAGE,
+        "cancel": P.WORKLOADS_MANAGE,
+    }
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.select_related("pool")
+
+    def _idempotency_key(self, request: Request) -> str:
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise serializers.ValidationError(
+                {
+                    "Idempotency-Key": [
+                        _("At most %(limit)s characters.") % {"limit": IDEMPOTENCY_KEY_MAX_LENGTH}
+                    ]
+                }
+            )
+        return key
+
+    @extend_schema(
+        tags=["inference"],
+        request=SubmitSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: WorkloadSerializer,
+            200: OpenApiResponse(WorkloadSerializer, description="The key was used before."),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Queue a workload. It waits for the orchestrator's admission, within the plan's quota;
+        `reason` says why it waits."""
+        key = self._idempotency_key(request)
+        payload = SubmitSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        try:
+            with transaction.atomic():
+                workload, created = services.submit(
+                    self.organization,
+                    kind=data["kind"],
+                    spec=data["spec"],
+                    slots=data["slots"],
+                    pool_name=data.get("pool"),
+                    gpu_class=data.get("gpu_class"),
+                    public_service=data["public_service"],
+                    idempotency_key=key,
+                )
+                if created:
+                    audit.record(
+                        self.actor,
+                        self.organization,
+                        "workload.submit",
+                        workload,
+                        after=audit.snapshot(workload),
+                    )
+        except services.InferenceError as error:
+            field = error.field or "non_field_errors"
+            raise serializers.ValidationError({field: [str(error)]}) from error
+        fresh = self.get_queryset().get(pk=workload.pk)
+        return Response(
+            WorkloadSerializer(fresh).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(tags=["inference"])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The organization's workloads, newest first; filter by `state`, `kind`, `priority`."""
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(tags=["inference"])
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """One workload with its state, reason, attempts, progress and result."""
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(tags=["inference"], request=CancelSerializer, responses=WorkloadSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Cancel; a running workload's worker stops it at its next heartbeat. Cancelling a
+        finished workload changes nothing (and answers 200 with it as it is)."""
+        workload = self.get_object()
+        payload = CancelSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        reason = payload.validated_data.get("reason") or _("Cancelled by %(actor)s.") % {
+            "actor": self.actor.label
+        }
+        before = audit.snapshot(workload)
+        with transaction.atomic():
+            workload = services.cancel(workload, reason)
+            audit.record_update(
+                self.actor, self.organization, "workload.cancel", workload, before=before
+            )
+        fresh = self.get_queryset().get(pk=workload.pk)
+        return Response(WorkloadSerializer(fresh).data)
+
+    @extend_schema(tags=["inference"], responses=WorkloadEventSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def events(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The workload's history, oldest first: every state change with its reason."""
+        workload = self.get_object()
+        return Response(WorkloadEventSerializer(selectors.events_of(workload), many=True).data)
+
+
+def register(router: SimpleRouter) -> None:
+    router.register("workloads", WorkloadViewSet, basename="workload")

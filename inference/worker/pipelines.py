@@ -1,0 +1,101 @@
+"""The pipeline registry and what a pipeline sees of the worker while it runs.
+
+A pipeline is a callable `(WorkloadContext) -> output dict`. It raises `PipelineFailed` for a
+failure a person can act on, and calls `ctx.sleep`/`ctx.check_stopped`, which raise
+`WorkloadStopped` once the workload is cancelled or handed back. Pipelines register by name,
+either as a callable or as a "module:function" path loaded on first use, so a worker that never
+runs a render pipeline never imports torch for it:
+
+    PIPELINES.register("render", "inference.pipelines.render:run")
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from inference import contracts
+
+
+class PipelineFailed(Exception):
+    """The workload failed; the message is the result's `reason`, shown to people."""
+
+
+class WorkloadStopped(Exception):
+    """The worker stopped the workload (cancelled, preempted or handed back); no result follows."""
+
+
+class WorkloadContext:
+    """One running workload attempt: its assignment, the worker's GPUs, reporting and stopping."""
+
+    def __init__(
+        self,
+        assignment: contracts.Assignment,
+        *,
+        gpus: int,
+        emit: Callable[[contracts.ReportKind, dict[str, Any]], None],
+    ) -> None:
+        self.assignment = assignment
+        self.gpus = gpus
+        self._emit = emit
+        self._stop = threading.Event()
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.assignment.spec
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def check_stopped(self) -> None:
+        if self._stop.is_set():
+            raise WorkloadStopped
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds`, or raise `WorkloadStopped` as soon as the workload is stopped."""
+        if self._stop.wait(max(0.0, seconds)):
+            raise WorkloadStopped
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self._emit("progress", {"progress": min(1.0, max(0.0, fraction)), "message": message})
+
+    def usage(self, usage: contracts.Usage) -> None:
+        """Report what was consumed since the previous usage report (a delta)."""
+        self._emit("usage", {"usage": usage})
+
+
+Pipeline = Callable[[WorkloadContext], dict[str, Any]]
+
+
+class PipelineRegistry:
+    def __init__(self) -> None:
+        self._entries: dict[str, Pipeline | str] = {}
+
+    def register(self, name: str, pipeline: Pipeline | str) -> None:
+        self._entries[name] = pipeline
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._entries))
+
+    def get(self, name: str) -> Pipeline | None:
+        """The pipeline called `name`, importing it on first use; None when there is none."""
+        entry = self._entries.get(name)
+        if isinstance(entry, str):
+            module_name, _, attribute = entry.partition(":")
+            loaded: Pipeline = getattr(importlib.import_module(module_name), attribute)
+            self._entries[name] = loaded
+            return loaded
+        return entry
+
+
+def default_registry() -> PipelineRegistry:
+    """Every pipeline this worker image can run."""
+    registry = PipelineRegistry()
+    registry.register("diagnostic", "inference.worker.diagnostic:run")
+    return registry
