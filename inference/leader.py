@@ -63,6 +63,12 @@ class Leadership:
                 self.held = bool(cursor.fetchone()[0])
         return self.held
 
+    def connection_closed(self) -> None:
+        """The database connection was closed on purpose: on PostgreSQL the lock went with it
+        and must be won again; the SQLite file lock does not depend on the connection."""
+        if connection.vendor == "postgresql":
+            self.held = False
+
     def release(self) -> None:
         if not self.held:
             return

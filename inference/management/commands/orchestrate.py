@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 
 from inference import metrics
 from inference.backends import make_backend
@@ -80,10 +80,15 @@ class Command(BaseCommand):
                 metrics.LEADER.set(1)
                 try:
                     report = reconciler.run_once()
-                except BackendUnavailable as error:
-                    metrics.RECONCILE_ERRORS.labels(kind="backend_unavailable").inc()
+                except (BackendUnavailable, DatabaseError) as error:
+                    kind = "backend" if isinstance(error, BackendUnavailable) else "database"
+                    metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
                     backoff = min(backoff * 2, 60.0)
-                    log.warning("backend_unavailable", error=str(error), retry_in=backoff)
+                    log.warning("reconcile_failed", kind=kind, error=str(error), retry_in=backoff)
+                    if kind == "database":
+                        # A new connection next time; leadership is checked again on it.
+                        connection.close()
+                        leadership.connection_closed()
                     self._sleep(backoff * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
                     continue
                 backoff = options["interval"]
