@@ -19,6 +19,7 @@ import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connection
+from prometheus_client import start_http_server
 
 from inference import metrics
 from inference.backends import make_backend
@@ -58,6 +59,11 @@ class Command(BaseCommand):
         backend = make_backend(options["backend"])
         leadership = Leadership()
         heartbeat_file = os.environ.get("ORCHESTRATOR_HEARTBEAT_FILE")
+        metrics_port = os.environ.get("ORCHESTRATOR_METRICS_PORT")
+        if metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # In a pod of its own: serve the orchestrator's counters (passes, admissions,
+            # preemptions). Under `serve` they go to the shared folder the web's /metrics reads.
+            start_http_server(int(metrics_port))
         reconciler = Reconciler(backend)
         backoff = options["interval"]
         leading = False
