@@ -15,12 +15,13 @@ have_all() {
   for name in "${wanted[@]}"; do [ -x "$BIN/$name" ] || return 1; done
 }
 
-if have_all; then
+if have_all && command -v openssl >/dev/null; then
   echo "$BIN"
   exit 0
 fi
 
 need=()
+command -v openssl >/dev/null || need+=(openssl)  # the tests' service-account key pair
 command -v go >/dev/null || need+=(golang-go)
 command -v rsync >/dev/null || need+=(rsync)
 command -v dpkg-source >/dev/null || need+=(dpkg-dev)
