@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import fcntl
 import os
+import zlib
 from pathlib import Path
 from typing import IO
 
 from django.conf import settings
 from django.db import connection
 
-# An arbitrary 64-bit key naming the orchestrator's advisory lock.
-ADVISORY_KEY = 0x1B0_0C4E57
+# Advisory locks are per server, not per database: the key includes the database's name, so
+# two installations (or a test run) on one PostgreSQL server do not block each other.
+ADVISORY_BASE = 0x1B0C_4E57 << 32
+
+
+def advisory_key() -> int:
+    name = str(connection.settings_dict["NAME"])
+    return ADVISORY_BASE | zlib.crc32(name.encode())
 
 
 class Leadership:
@@ -30,7 +37,7 @@ class Leadership:
             return True
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [advisory_key()])
                 self.held = bool(cursor.fetchone()[0])
             return self.held
         path = Path(settings.DATA_DIR) / "orchestrator.lock"
@@ -58,7 +65,7 @@ class Leadership:
                 cursor.execute(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                     "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s",
-                    [ADVISORY_KEY],
+                    [advisory_key()],
                 )
                 self.held = bool(cursor.fetchone()[0])
         return self.held
@@ -74,7 +81,7 @@ class Leadership:
             return
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [advisory_key()])
         elif self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()

@@ -97,6 +97,13 @@ class Command(BaseCommand):
                         leadership.connection_closed()
                     self._sleep(backoff * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
                     continue
+                except Exception:
+                    # A controller outlives a surprise: say it loudly, back off, try again.
+                    metrics.RECONCILE_ERRORS.labels(kind="unexpected").inc()
+                    backoff = min(backoff * 2, 60.0)
+                    log.exception("reconcile_crashed", retry_in=backoff)
+                    self._sleep(backoff)
+                    continue
                 backoff = options["interval"]
                 metrics.observe_pass(report)
                 if not report.idle:
