@@ -31,8 +31,8 @@ from rest_framework.views import APIView
 from inference import capacity, selectors, services
 from inference.api.capacity import CalendarQuerySerializer, CalendarSerializer, calendar_query
 from inference.api.capacity import calendar_response as _calendar_response
+from inference.api.workloads import PoolColumnsSerializer
 from inference.models import (
-    GpuClass,
     Priority,
     Worker,
     WorkerPool,
@@ -180,12 +180,8 @@ class PoolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorView
 # --- Workers --------------------------------------------------------------------------------------
 
 
-class WorkerSerializer(StrictModelSerializer):
+class WorkerSerializer(PoolColumnsSerializer):
     organization = serializers.CharField(source="organization.slug", read_only=True)
-    pool = serializers.CharField(source="pool.name", read_only=True)
-    gpu_class = serializers.ChoiceField(
-        source="pool.gpu_class", choices=GpuClass.choices, read_only=True
-    )
 
     class Meta:
         model = Worker
@@ -264,12 +260,8 @@ class WorkerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorVi
 # --- Workloads ------------------------------------------------------------------------------------
 
 
-class OperatorWorkloadSerializer(StrictModelSerializer):
+class OperatorWorkloadSerializer(PoolColumnsSerializer):
     organization = serializers.CharField(source="organization.slug", read_only=True)
-    pool = serializers.CharField(source="pool.name", read_only=True)
-    gpu_class = serializers.ChoiceField(
-        source="pool.gpu_class", choices=GpuClass.choices, read_only=True
-    )
     priority_label = serializers.CharField(source="get_priority_display", read_only=True)
 
     class Meta:

@@ -85,12 +85,17 @@ class CancelSerializer(StrictSerializer):
 # --- Representations ------------------------------------------------------------------------------
 
 
-class WorkloadSerializer(StrictModelSerializer):
-    priority_label = serializers.CharField(source="get_priority_display", read_only=True)
+class PoolColumnsSerializer(StrictModelSerializer):
+    """The pool of a workload or worker, by name, with its GPU class."""
+
     pool = serializers.CharField(source="pool.name", read_only=True)
     gpu_class = serializers.ChoiceField(
         source="pool.gpu_class", choices=GpuClass.choices, read_only=True
     )
+
+
+class WorkloadSerializer(PoolColumnsSerializer):
+    priority_label = serializers.CharField(source="get_priority_display", read_only=True)
 
     class Meta:
         model = Workload
