@@ -200,7 +200,8 @@ def _requeue_preempted(
         f"Preempted by a higher-priority {by.get_kind_display().lower()} workload; "
         "queued again and resumes when capacity frees."
     )
-    requeue(victim, "preempted", reason, counts_as_failure=False)
+    if not requeue(victim, "preempted", reason, counts_as_failure=False):
+        return  # it finished or was cancelled meanwhile: its slots are free anyway
     gpu_class = by.pool.gpu_class
     snapshot.used[(victim.organization_id, gpu_class)] -= victim.slots
     snapshot.held_total[victim.organization_id] -= victim.slots
@@ -334,10 +335,11 @@ def _consider(
                 "of equal or higher priority.",
             )
             return
+    if not transition(workload, WorkloadState.ADMITTED, "", ""):
+        return  # cancelled meanwhile
     snapshot.org_free[(org_id, pool.id)] -= workload.slots
     snapshot.used[(org_id, gpu_class)] += workload.slots
     snapshot.held_total[org_id] += workload.slots
-    transition(workload, WorkloadState.ADMITTED, "", "")
     result.admitted.append(workload)
     result.writes += 2
 

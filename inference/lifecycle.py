@@ -32,18 +32,25 @@ _TIMESTAMP = {
 
 def transition(
     workload: Workload, state: str, reason_code: str = "", reason: str = "", **fields: Any
-) -> None:
-    """Move a workload to `state`, saving only what changed, and record the event."""
-    now = timezone.now()
-    changed = ["state", "reason_code", "reason", *fields]
-    workload.state, workload.reason_code, workload.reason = state, reason_code, reason
-    for name, value in fields.items():
-        setattr(workload, name, value)
+) -> bool:
+    """Move a workload to `state` and record the event — only if it is still in the state the
+    caller saw (compare and set), so that the orchestrator never undoes a concurrent cancel or a
+    worker's result. Returns False, with the workload reloaded, when someone else got there."""
+    values: dict[str, Any] = {"state": state, "reason_code": reason_code, "reason": reason}
+    values.update(fields)
     stamp = _TIMESTAMP.get(WorkloadState(state))
-    if stamp and stamp not in fields:
-        setattr(workload, stamp, now)
-        changed.append(stamp)
-    workload.save(update_fields=changed)
+    if stamp and stamp not in values:
+        values[stamp] = timezone.now()
+    moved = (
+        Workload.objects.unscoped_dangerously()
+        .filter(pk=workload.pk, state=workload.state)
+        .update(**values)
+    )
+    if not moved:
+        workload.refresh_from_db()
+        return False
+    for name, value in values.items():
+        setattr(workload, name, value)
     WorkloadEvent.objects.create(
         organization_id=workload.organization_id,
         workload=workload,
@@ -51,31 +58,35 @@ def transition(
         reason_code=reason_code,
         reason=reason,
     )
-
-
-def set_waiting_reason(workload: Workload, reason_code: str, reason: str) -> bool:
-    """Say why a queued or admitted workload still waits; writes only when the reason changed."""
-    if (workload.reason_code, workload.reason) == (reason_code, reason):
-        return False
-    workload.reason_code, workload.reason = reason_code, reason
-    workload.save(update_fields=["reason_code", "reason"])
     return True
 
 
-def requeue(workload: Workload, reason_code: str, reason: str, *, counts_as_failure: bool) -> None:
+def set_waiting_reason(workload: Workload, reason_code: str, reason: str) -> bool:
+    """Say why a queued or admitted workload still waits; writes only when the reason changed,
+    and only while the workload is still in the state the caller saw."""
+    if (workload.reason_code, workload.reason) == (reason_code, reason):
+        return False
+    workload.reason_code, workload.reason = reason_code, reason
+    return bool(
+        Workload.objects.unscoped_dangerously()
+        .filter(pk=workload.pk, state=workload.state)
+        .update(reason_code=reason_code, reason=reason)
+    )
+
+
+def requeue(workload: Workload, reason_code: str, reason: str, *, counts_as_failure: bool) -> bool:
     """Take a workload off its worker and queue it again, or fail it when it has used up its
     attempts. A preempted workload was not at fault: it does not use up an attempt."""
     if workload.state in FINAL_STATES:
-        return
+        return False
     if counts_as_failure and workload.attempts >= workload.max_attempts:
-        transition(
+        return transition(
             workload,
             WorkloadState.FAILED,
             reason_code,
             f"{reason} (gave up after {workload.attempts} attempts)",
             worker=None,
         )
-        return
     if reason_code == "preempted":
         WorkloadEvent.objects.create(
             organization_id=workload.organization_id,
@@ -84,7 +95,9 @@ def requeue(workload: Workload, reason_code: str, reason: str, *, counts_as_fail
             reason_code=reason_code,
             reason=reason,
         )
-    transition(workload, WorkloadState.QUEUED, reason_code, reason, worker=None, progress=0.0)
+    return transition(
+        workload, WorkloadState.QUEUED, reason_code, reason, worker=None, progress=0.0
+    )
 
 
 def start_draining(worker: Worker, reason: str, message: str) -> bool:
@@ -92,7 +105,27 @@ def start_draining(worker: Worker, reason: str, message: str) -> bool:
     Writes only when the worker was not draining already."""
     if worker.state not in (WorkerState.STARTING, WorkerState.READY):
         return False
-    worker.state, worker.reason, worker.message = WorkerState.DRAINING, reason, message
-    worker.draining_since = timezone.now()
-    worker.save(update_fields=["state", "reason", "message", "draining_since"])
+    return set_worker_state(worker, WorkerState.DRAINING, reason, message, draining_since=True)
+
+
+def set_worker_state(
+    worker: Worker, state: str, reason: str, message: str, *, draining_since: bool = False
+) -> bool:
+    """Compare and set a worker's state: a worker that released itself meanwhile stays gone."""
+    now = timezone.now()
+    values: dict[str, Any] = {"state": state, "reason": reason, "message": message}
+    if draining_since:
+        values["draining_since"] = now
+    if state == WorkerState.GONE:
+        values["gone_at"] = now
+    moved = (
+        Worker.objects.unscoped_dangerously()
+        .filter(pk=worker.pk, state=worker.state)
+        .update(**values)
+    )
+    if not moved:
+        worker.refresh_from_db()
+        return False
+    for name, value in values.items():
+        setattr(worker, name, value)
     return True

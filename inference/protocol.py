@@ -41,19 +41,14 @@ def worker_for_token(token: str) -> Worker | None:
 
 
 def register(worker: Worker, registration: Registration) -> None:
+    """The worker is up. A starting worker becomes ready; one drained meanwhile stays draining."""
     now = timezone.now()
-    worker.last_heartbeat_at = now
-    worker.metrics_url = registration.metrics_url[:300]
-    fields = ["last_heartbeat_at", "metrics_url"]
-    if worker.state == WorkerState.STARTING:
-        worker.state, worker.ready_at, worker.reason, worker.message = (
-            WorkerState.READY,
-            now,
-            "",
-            "",
-        )
-        fields += ["state", "ready_at", "reason", "message"]
-    worker.save(update_fields=fields)
+    rows = Worker.objects.unscoped_dangerously().filter(pk=worker.pk)
+    rows.update(last_heartbeat_at=now, metrics_url=registration.metrics_url[:300])
+    rows.filter(state=WorkerState.STARTING).update(
+        state=WorkerState.READY, ready_at=now, reason="", message=""
+    )
+    worker.refresh_from_db()
 
 
 def heartbeat(worker: Worker, beat: Heartbeat) -> tuple[bool, list[str]]:

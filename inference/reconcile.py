@@ -38,7 +38,13 @@ from inference.backends.base import (
     TenantSpec,
     WorkerSpec,
 )
-from inference.lifecycle import requeue, set_waiting_reason, start_draining, transition
+from inference.lifecycle import (
+    requeue,
+    set_waiting_reason,
+    set_worker_state,
+    start_draining,
+    transition,
+)
 from inference.models import (
     ACTIVE_STATES,
     ON_WORKER_STATES,
@@ -277,15 +283,16 @@ class Reconciler:
                     report.db_writes += 1
                 continue
             _slots_free, worker_id = min(candidates, key=lambda c: (c[0], str(c[1])))  # best fit
-            group[worker_id] -= workload.slots
-            transition(
+            if not transition(
                 workload,
                 WorkloadState.PLACED,
                 "",
                 "",
                 worker_id=worker_id,
                 attempts=workload.attempts + 1,
-            )
+            ):
+                continue  # cancelled meanwhile
+            group[worker_id] -= workload.slots
             report.placed += 1
             report.db_writes += 2
 
@@ -425,9 +432,7 @@ def _busy(worker: Worker) -> bool:
 
 
 def _retire(worker: Worker, reason: str, message: str) -> None:
-    worker.state, worker.reason, worker.message = WorkerState.GONE, reason, message
-    worker.gone_at = timezone.now()
-    worker.save(update_fields=["state", "reason", "message", "gone_at"])
+    set_worker_state(worker, WorkerState.GONE, reason, message)
 
 
 def _free_slots(

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from inference import protocol, services
 from inference.backends.base import ObservedWorker, StartRefused
-from inference.contracts import Heartbeat
+from inference.contracts import PROTOCOL_VERSION, Heartbeat, Registration
 from inference.models import Worker, WorkerState, Workload, WorkloadEvent, WorkloadState
 from tests.inference.support import register_all, report, writes_during
 
@@ -250,3 +250,29 @@ def test_cancelled_work_is_stopped_at_the_next_heartbeat(org_a, pool, backend, r
     drain, cancel = protocol.heartbeat(worker, Heartbeat(1, (str(workload.id),)))
     assert cancel == [str(workload.id)] and drain is False
     assert _state(workload) == WorkloadState.CANCELLED
+
+
+def test_the_orchestrator_never_undoes_a_concurrent_cancel(org_a, pool):
+    """Admission and placement read workloads, then write: a cancel in between must win."""
+    from inference.lifecycle import transition
+
+    workload = _workload(org_a, pool)
+    seen_by_orchestrator = Workload.objects.for_organization(org_a).get(id=workload.id)
+    services.cancel(workload, "Stopped by an operator.")
+    assert transition(seen_by_orchestrator, WorkloadState.ADMITTED) is False
+    assert seen_by_orchestrator.state == WorkloadState.CANCELLED  # reloaded
+    assert _state(workload) == WorkloadState.CANCELLED
+    assert not WorkloadEvent.objects.for_organization(org_a).filter(state="admitted").exists()
+
+
+def test_a_worker_drained_while_starting_stays_draining_when_it_registers(
+    org_a, pool, backend, reconciler
+):
+    _workload(org_a, pool)
+    reconciler.run_once()
+    worker = Worker.objects.for_organization(org_a).get()
+    services.drain(worker)
+    protocol.register(worker, Registration(PROTOCOL_VERSION, worker.slots, ("live",)))
+    worker.refresh_from_db()
+    assert worker.state == WorkerState.DRAINING
+    assert worker.last_heartbeat_at is not None
