@@ -49,7 +49,8 @@ class ValuesField(forms.Field):
         super().validate(value)
         problem = self.check(value)
         if problem is not None:
-            raise forms.ValidationError(problem, code="invalid")
+            # The problem quotes what was sent; as a parameter, a "%" in it is not a format.
+            raise forms.ValidationError("%(problem)s", code="invalid", params={"problem": problem})
 
 
 class ValuesFilter(django_filters.Filter):

@@ -258,6 +258,13 @@ def test_bad_filter_values_are_explained(org_a, api_a, catalogue):
     assert "min_price" in price.json()["fields"]
 
 
+def test_a_percent_sign_in_a_bad_filter_value_is_quoted_not_formatted(org_a, api_a, catalogue):
+    """Found by the schema fuzzer: the message quotes the value, and "%0" once crashed it."""
+    response = api_a.get(_market(org_a), {"language": ":%0x"})
+    assert response.status_code == 400
+    assert ":%0x" in response.json()["fields"]["language"][0]["message"]
+
+
 @pytest.mark.parametrize("ordering", ["list_price", "-list_price", "name_en", "-created_at"])
 def test_ordering(org_a, api_a, catalogue, ordering):
     field = ordering.lstrip("-")
