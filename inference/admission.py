@@ -62,6 +62,10 @@ class _Snapshot:
     freeing: dict[int, int]  # workers of each pool draining with nothing on them
     held_total: dict[uuid.UUID, int]  # active slots per organization (fair share)
     gpu_hours: dict[uuid.UUID, float]
+    # Slots of each reservation active now that no active workload has taken yet.
+    unclaimed: dict[uuid.UUID, int] = dataclasses.field(default_factory=dict)
+    # Slots of workers drained this pass for an organization's work (capacity on its way).
+    incoming: dict[OrgPool, int] = dataclasses.field(default_factory=lambda: defaultdict(int))
 
 
 def _snapshot(organization_ids: set[uuid.UUID], pools: dict[int, WorkerPool]) -> _Snapshot:
@@ -75,16 +79,21 @@ def _snapshot(organization_ids: set[uuid.UUID], pools: dict[int, WorkerPool]) ->
         used[(org_id, pools[pool_id].gpu_class)] += slots
         held_total[org_id] += slots
 
-    claimed = active.filter(reservation__isnull=False).values("reservation_id")
+    # A reservation holds its slots until workloads take them, one slot at a time.
+    claimed = dict(
+        active.filter(reservation__isnull=False)
+        .values_list("reservation_id")
+        .annotate(slots=Sum("slots"))
+    )
     reserved_now: dict[OrgClass, int] = defaultdict(int)
-    for org_id, gpu_class, slots in (
+    unclaimed: dict[uuid.UUID, int] = {}
+    for reservation_id, org_id, gpu_class, slots in (
         Reservation.objects.unscoped_dangerously()
         .filter(organization_id__in=organization_ids, starts_at__lte=now, ends_at__gt=now)
-        .exclude(id__in=claimed)
-        .values_list("organization_id", "gpu_class")
-        .annotate(slots=Sum("slots"))
+        .values_list("id", "organization_id", "gpu_class", "slots")
     ):
-        reserved_now[(org_id, gpu_class)] += slots
+        unclaimed[reservation_id] = max(slots - claimed.get(reservation_id, 0), 0)
+        reserved_now[(org_id, gpu_class)] += unclaimed[reservation_id]
 
     live = Worker.objects.unscoped_dangerously().exclude(state=WorkerState.GONE)
     org_free: dict[OrgPool, int] = defaultdict(int)
@@ -94,8 +103,11 @@ def _snapshot(organization_ids: set[uuid.UUID], pools: dict[int, WorkerPool]) ->
         .annotate(slots=Sum("slots"))
     ):
         org_free[(org_id, pool_id)] += slots
-    for org_id, pool_id, slots in active.values_list("organization_id", "pool_id").annotate(
-        slots=Sum("slots")
+    # Work on draining workers is theirs to finish: it takes no room on the others.
+    for org_id, pool_id, slots in (
+        active.exclude(worker__state=WorkerState.DRAINING)
+        .values_list("organization_id", "pool_id")
+        .annotate(slots=Sum("slots"))
     ):
         org_free[(org_id, pool_id)] -= slots
 
@@ -124,7 +136,14 @@ def _snapshot(organization_ids: set[uuid.UUID], pools: dict[int, WorkerPool]) ->
         .annotate(seconds=Sum("gpu_seconds"))
     }
     return _Snapshot(
-        used, reserved_now, org_free, startable, freeing, held_total, defaultdict(float, gpu_hours)
+        used,
+        reserved_now,
+        org_free,
+        startable,
+        freeing,
+        held_total,
+        defaultdict(float, gpu_hours),
+        unclaimed,
     )
 
 
@@ -151,6 +170,15 @@ def _fair_order(queued: list[Workload], snapshot: _Snapshot) -> Iterable[Workloa
                 heapq.heappush(heap, (share, items[index + 1].created_at, org_id, index + 1))
 
 
+def _reserved_for_others(workload: Workload, gpu_class: str, snapshot: _Snapshot) -> int:
+    """Slots of the organization's reservations active now that this workload may not use:
+    all of them, less what its own reservation still holds for it."""
+    reserved = snapshot.reserved_now[(workload.organization_id, gpu_class)]
+    if workload.reservation_id is not None:
+        reserved -= min(workload.slots, snapshot.unclaimed.get(workload.reservation_id, 0))
+    return reserved
+
+
 def _wait(result: AdmissionResult, workload: Workload, code: str, reason: str) -> None:
     result.waiting[str(workload.id)] = code
     if set_waiting_reason(workload, code, reason):
@@ -164,16 +192,17 @@ def _preempt_own(
     class (lowest priority, most recent first) until the workload fits its quota and a worker
     of its pool. Does nothing unless that is enough."""
     org_id, gpu_class = workload.organization_id, pool.gpu_class
-    reserved = snapshot.reserved_now[(org_id, gpu_class)]
-    if workload.reservation_id is not None:
-        reserved = max(reserved - workload.slots, 0)
+    reserved = _reserved_for_others(workload, gpu_class, snapshot)
+    used = snapshot.used[(org_id, gpu_class)]
     victims = list(
         Workload.objects.for_organization(workload.organization)
         .filter(pool__gpu_class=gpu_class, state__in=ACTIVE_STATES)
         .filter(priority__lt=workload.priority)
         .order_by("priority", "-admitted_at")
     )
-    used = snapshot.used[(org_id, gpu_class)]
+    if used + reserved + workload.slots <= quota:
+        # Only room is short: work in other pools of the class would free nothing here.
+        victims = [victim for victim in victims if victim.pool_id == pool.id]
     free = snapshot.org_free[(org_id, pool.id)]
     startable = snapshot.startable[pool.id] > 0
     chosen: list[Workload] = []
@@ -196,10 +225,10 @@ def _preempt_own(
 def _requeue_preempted(
     victim: Workload, by: Workload, snapshot: _Snapshot, result: AdmissionResult
 ) -> None:
-    reason = (
-        f"Preempted by a higher-priority {by.get_kind_display().lower()} workload; "
-        "queued again and resumes when capacity frees."
-    )
+    if victim.organization_id == by.organization_id:
+        reason = f"Preempted by a higher-priority {by.get_kind_display().lower()} workload."
+    else:  # nothing about another organization's work
+        reason = "Preempted by higher-priority work."
     if not requeue(victim, "preempted", reason, counts_as_failure=False):
         return  # it finished or was cancelled meanwhile: its slots are free anyway
     gpu_class = by.pool.gpu_class
@@ -233,8 +262,11 @@ def _free_a_worker(workload: Workload, snapshot: _Snapshot, result: AdmissionRes
     worker = next(iter(candidates), None)
     if worker is None:
         return False
+    # Its work goes back to the queue, and so does the organization's lower-priority work that
+    # was admitted to wait for room in this pool (it would claim the freed worker back).
     for victim in Workload.objects.for_organization(worker.organization).filter(
-        worker=worker, state__in=ACTIVE_STATES
+        Q(worker=worker, state__in=ON_WORKER_STATES)
+        | Q(pool_id=workload.pool_id, state=WorkloadState.ADMITTED, priority__lt=workload.priority)
     ):
         _requeue_preempted(victim, workload, snapshot, result)
     start_draining(
@@ -243,6 +275,7 @@ def _free_a_worker(workload: Workload, snapshot: _Snapshot, result: AdmissionRes
         "Drained to make room for higher-priority work of another organization.",
     )
     snapshot.org_free[(worker.organization_id, worker.pool_id)] -= worker.slots
+    snapshot.incoming[(workload.organization_id, workload.pool_id)] += worker.slots
     result.drained.append(worker)
     result.writes += 1
     return True
@@ -285,11 +318,16 @@ def _consider(
         return
     limits = limits_of(organization)
     quota = limits.gpu_slots.get(gpu_class, 0)
+    if gpu_class != GpuClass.CPU and snapshot.gpu_hours[org_id] >= limits.gpu_hours_per_month:
+        _wait(
+            result,
+            workload,
+            "gpu_hours",
+            f"Waiting: this month's {limits.gpu_hours_per_month} GPU-hours are used up.",
+        )
+        return
     held = snapshot.used[(org_id, gpu_class)]
-    reserved = snapshot.reserved_now[(org_id, gpu_class)]
-    own_reservation = workload.reservation_id is not None
-    if own_reservation:
-        reserved = max(reserved - workload.slots, 0)
+    reserved = _reserved_for_others(workload, gpu_class, snapshot)
     if held + reserved + workload.slots > quota and not _preempt_own(
         workload, pool, quota, snapshot, result
     ):
@@ -301,47 +339,59 @@ def _consider(
             f"and {reserved} reserved for shifts now.",
         )
         return
-    if gpu_class != GpuClass.CPU and snapshot.gpu_hours[org_id] >= limits.gpu_hours_per_month:
-        _wait(
-            result,
-            workload,
-            "gpu_hours",
-            f"Waiting: this month's {limits.gpu_hours_per_month} GPU-hours are used up.",
-        )
+    if not _fits(workload, pool, snapshot) and not _make_room(
+        workload, pool, quota, snapshot, result
+    ):
         return
-    if not _fits(workload, pool, snapshot):
-        if _preempt_own(workload, pool, quota, snapshot, result) and _fits(
-            workload, pool, snapshot
-        ):
-            pass
-        elif snapshot.freeing.get(pool.id, 0) > 0:
-            snapshot.freeing[pool.id] -= 1
-            _wait(result, workload, "capacity_freeing", "Waiting for a worker being freed.")
-            return
-        elif _free_a_worker(workload, snapshot, result):
-            _wait(
-                result,
-                workload,
-                "capacity_freeing",
-                "Waiting: lower-priority work is being moved to make room.",
-            )
-            return
-        else:
-            _wait(
-                result,
-                workload,
-                "capacity",
-                f"Waiting: all {pool.maximum} workers of pool {pool.name} are busy with work "
-                "of equal or higher priority.",
-            )
-            return
     if not transition(workload, WorkloadState.ADMITTED, "", ""):
         return  # cancelled meanwhile
     snapshot.org_free[(org_id, pool.id)] -= workload.slots
     snapshot.used[(org_id, gpu_class)] += workload.slots
     snapshot.held_total[org_id] += workload.slots
+    if workload.reservation_id in snapshot.unclaimed:
+        taken = min(workload.slots, snapshot.unclaimed[workload.reservation_id])
+        snapshot.unclaimed[workload.reservation_id] -= taken
+        snapshot.reserved_now[(org_id, gpu_class)] -= taken
     result.admitted.append(workload)
     result.writes += 2
+
+
+def _make_room(
+    workload: Workload,
+    pool: WorkerPool,
+    quota: int,
+    snapshot: _Snapshot,
+    result: AdmissionResult,
+) -> bool:
+    """No room on the organization's workers and none the pool may start: preempt its own
+    lower priorities, or wait for a worker coming free, or drain one of another organization.
+    True when the workload may be admitted now; otherwise it waits, with the reason."""
+    key = (workload.organization_id, pool.id)
+    if _preempt_own(workload, pool, quota, snapshot, result) and _fits(workload, pool, snapshot):
+        return True
+    if snapshot.incoming[key] >= workload.slots:
+        snapshot.incoming[key] -= workload.slots  # a worker drained for it is on its way
+        _wait(result, workload, "capacity_freeing", "Waiting: a worker is being freed for it.")
+    elif snapshot.freeing.get(pool.id, 0) > 0:
+        snapshot.freeing[pool.id] -= 1
+        snapshot.incoming[key] += pool.slots_per_worker - workload.slots
+        _wait(result, workload, "capacity_freeing", "Waiting: a worker is being freed for it.")
+    elif _free_a_worker(workload, snapshot, result):
+        snapshot.incoming[key] -= workload.slots
+        _wait(
+            result,
+            workload,
+            "capacity_freeing",
+            "Waiting: lower-priority work is being moved to make room.",
+        )
+    else:
+        _wait(
+            result,
+            workload,
+            "capacity",
+            f"Waiting: pool {pool.name} has no free capacity for work of this priority now.",
+        )
+    return False
 
 
 def _fits(workload: Workload, pool: WorkerPool, snapshot: _Snapshot) -> bool:

@@ -133,10 +133,11 @@ def check(
         ) % {"quota": quota, "class": gpu_class, "held": mine}
         return CapacityAnswer(False, "quota", reason, mine, quota, everyone, capacity)
     if everyone + slots > capacity:
+        # Nothing about other organizations' reservations: only that this window is full.
         reason = _(
-            "The platform has %(capacity)s %(class)s slots and %(held)s are already reserved in "
-            "this window; ask the operators for more capacity or choose another time."
-        ) % {"capacity": capacity, "class": gpu_class, "held": everyone}
+            "The platform cannot offer %(slots)s more %(class)s slots in this window; choose "
+            "another time or ask the operators for more capacity."
+        ) % {"slots": slots, "class": gpu_class}
         return CapacityAnswer(False, "capacity", reason, mine, quota, everyone, capacity)
     return CapacityAnswer(True, "", "", mine, quota, everyone, capacity)
 

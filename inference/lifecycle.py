@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from inference.models import (
@@ -57,6 +58,8 @@ def transition(
         state=state,
         reason_code=reason_code,
         reason=reason,
+        worker_id=workload.worker_id if state == WorkloadState.PLACED else None,
+        attempt=workload.attempts,
     )
     return True
 
@@ -75,29 +78,42 @@ def set_waiting_reason(workload: Workload, reason_code: str, reason: str) -> boo
 
 
 def requeue(workload: Workload, reason_code: str, reason: str, *, counts_as_failure: bool) -> bool:
-    """Take a workload off its worker and queue it again, or fail it when it has used up its
-    attempts. A preempted workload was not at fault: it does not use up an attempt."""
+    """Take a workload off its worker and queue it again, or fail it when it has failed too
+    often. A preempted or released workload was not at fault: that is not a failure."""
     if workload.state in FINAL_STATES:
         return False
-    if counts_as_failure and workload.attempts >= workload.max_attempts:
+    if counts_as_failure and workload.failures + 1 >= workload.max_attempts:
         return transition(
             workload,
             WorkloadState.FAILED,
             reason_code,
-            f"{reason} (gave up after {workload.attempts} attempts)",
+            f"{reason} Gave up after {workload.failures + 1} failed attempts.",
             worker=None,
+            failures=workload.failures + 1,
         )
-    if reason_code == "preempted":
-        WorkloadEvent.objects.create(
-            organization_id=workload.organization_id,
-            workload=workload,
-            state=WorkloadState.PREEMPTED,
-            reason_code=reason_code,
-            reason=reason,
+    extra = {"failures": workload.failures + 1} if counts_as_failure else {}
+    with transaction.atomic():
+        if reason_code == "preempted":
+            WorkloadEvent.objects.create(
+                organization_id=workload.organization_id,
+                workload=workload,
+                state=WorkloadState.PREEMPTED,
+                reason_code=reason_code,
+                reason=reason,
+                attempt=workload.attempts,
+            )
+        moved = transition(
+            workload,
+            WorkloadState.QUEUED,
+            reason_code,
+            f"{reason} Queued again; it resumes when capacity frees.",
+            worker=None,
+            progress=0.0,
+            **extra,
         )
-    return transition(
-        workload, WorkloadState.QUEUED, reason_code, reason, worker=None, progress=0.0
-    )
+        if not moved:
+            transaction.set_rollback(True)  # no preemption event for a move that did not happen
+        return moved
 
 
 def start_draining(worker: Worker, reason: str, message: str) -> bool:

@@ -216,7 +216,10 @@ class Workload(TenantOwned):
     worker = models.ForeignKey(
         Worker, null=True, blank=True, on_delete=models.SET_NULL, related_name="workloads"
     )
+    # Placements so far; each placement's number fences the reports of that attempt.
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # Attempts that ended because the worker was lost; preemption and drains do not count.
+    failures = models.PositiveSmallIntegerField(_("failures"), default=0)
     max_attempts = models.PositiveSmallIntegerField(_("max attempts"), default=3)
     progress = models.FloatField(_("progress"), default=0.0)
     result = models.JSONField(_("result"), default=dict, blank=True)
@@ -255,6 +258,11 @@ class WorkloadEvent(TenantOwned):
 
     workload = models.ForeignKey(Workload, on_delete=models.CASCADE, related_name="events")
     state = models.CharField(max_length=10, choices=WorkloadState.choices)
+    # For placements: which worker got which attempt (a late usage report is checked against it).
+    worker = models.ForeignKey(
+        Worker, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attempt = models.PositiveSmallIntegerField(default=0)
     reason_code = models.CharField(max_length=40, blank=True)
     reason = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)

@@ -22,6 +22,7 @@ from inference.models import (
     Worker,
     WorkerState,
     Workload,
+    WorkloadEvent,
     WorkloadState,
 )
 from inference.tokens import hash_token
@@ -94,7 +95,20 @@ def apply_reports(worker: Worker, reports: list[Report]) -> dict[str, ReportOutc
     return outcomes
 
 
+def _held(worker: Worker, workload: Workload, attempt: int) -> bool:
+    """Whether this worker was given this attempt of the workload (now or earlier)."""
+    if workload.worker_id == worker.id and workload.attempts == attempt:
+        return True
+    return (
+        WorkloadEvent.objects.for_organization(worker.organization)
+        .filter(workload=workload, state=WorkloadState.PLACED, worker=worker, attempt=attempt)
+        .exists()
+    )
+
+
 def _apply(worker: Worker, workload: Workload, report: Report) -> ReportOutcome:
+    if not _held(worker, workload, report.attempt):
+        return "stale"  # never this worker's: not even its usage counts
     try:
         with transaction.atomic():
             ProcessedReport.objects.create(workload=workload, report_id=report.report_id)
@@ -163,7 +177,7 @@ def release(worker: Worker) -> int:
             requeue(
                 workload,
                 "worker_released",
-                "Its worker shut down before finishing; queued again.",
+                "Its worker shut down before finishing.",
                 counts_as_failure=False,
             )
         if worker.state != WorkerState.DRAINING:  # a drained worker keeps why it was drained

@@ -32,6 +32,7 @@ from django.utils import timezone
 from inference import admission
 from inference.backends.base import (
     Backend,
+    BackendUnavailable,
     ObservedWorker,
     PoolSpec,
     StartRefused,
@@ -145,11 +146,17 @@ class Reconciler:
         heartbeat_timeout = dt.timedelta(seconds=settings.INFERENCE_HEARTBEAT_TIMEOUT_S)
         start_timeout = dt.timedelta(seconds=settings.INFERENCE_START_TIMEOUT_S)
         known: set[str] = set()
-        for worker in Worker.objects.unscoped_dangerously().exclude(state=WorkerState.GONE):
+        for worker in (
+            Worker.objects.unscoped_dangerously()
+            .exclude(state=WorkerState.GONE)
+            .select_related("organization")
+        ):
             known.add(worker.backend_id)
             seen = observed.get(worker.backend_id)
             if seen is None:
-                if worker.state == WorkerState.STARTING:
+                if worker.state == WorkerState.STARTING and now - worker.created_at > start_timeout:
+                    self._lose(worker, "StartTimeout", "The backend never ran it.", report)
+                elif worker.state == WorkerState.STARTING:
                     self._restart(worker, pools[worker.pool_id], report)
                 else:
                     self._lose(worker, "Vanished", "The backend no longer runs it.", report)
@@ -182,7 +189,7 @@ class Reconciler:
                 and not _busy(worker)
             ):
                 # Told to drain at its heartbeats but never released itself: stop it.
-                self.backend.stop_worker(worker.backend_id, worker.organization.slug)
+                self._stop(worker.backend_id, worker.organization.slug)
                 _retire(worker, worker.reason or "Drained", worker.message)
                 report.stopped += 1
                 report.db_writes += 1
@@ -195,11 +202,39 @@ class Reconciler:
             if backend_id in known:
                 continue
             # A retired worker's leftovers, or one nobody knows (a crash between start and save).
-            self.backend.stop_worker(backend_id, seen.organization)
+            self._stop(backend_id, seen.organization)
             if backend_id in retired:
                 report.stopped += 1
             else:
                 report.orphans += 1
+        self._requeue_stranded(report)
+
+    def _requeue_stranded(self, report: PassReport) -> None:
+        """Work left on a worker that is gone (placed just as it released itself, or whose row
+        went away) would wait forever: queue it again. One read when there is none."""
+        stranded = Workload.objects.unscoped_dangerously().filter(
+            Q(worker__isnull=True) | Q(worker__state=WorkerState.GONE),
+            state__in=ON_WORKER_STATES,
+        )
+        for workload in stranded:
+            if requeue(
+                workload,
+                "worker_gone",
+                "Its worker left before running it.",
+                counts_as_failure=False,
+            ):
+                report.requeued += 1
+                report.db_writes += 2
+
+    def _stop(self, backend_id: str, organization: str) -> None:
+        """Stop a worker; a refusal other than an unreachable backend is logged, not fatal, so
+        that one organization's problem does not stop the pass for everyone."""
+        try:
+            self.backend.stop_worker(backend_id, organization)
+        except BackendUnavailable:
+            raise
+        except Exception:
+            log.exception("stop_failed", worker=backend_id, organization=organization)
 
     def _lose(
         self,
@@ -218,7 +253,7 @@ class Reconciler:
                 requeue(
                     workload,
                     "worker_lost",
-                    f"Its worker was lost ({reason}); queued again.",
+                    f"Its worker was lost ({reason}).",
                     counts_as_failure=True,
                 )
                 report.requeued += 1
@@ -226,7 +261,7 @@ class Reconciler:
             _retire(worker, reason, message)
             report.db_writes += 1
         if stop:
-            self.backend.stop_worker(worker.backend_id, worker.organization.slug)
+            self._stop(worker.backend_id, worker.organization.slug)
             report.stopped += 1
         report.lost += 1
         log.warning("worker_lost", worker=worker.backend_id, reason=reason, message=message)
@@ -255,7 +290,12 @@ class Reconciler:
             .values_list("organization_id", flat=True)
         )
         for organization in Organization.objects.filter(id__in=org_ids):
-            self.backend.ensure_tenant(tenant_spec(organization, list(pools.values())))
+            try:
+                self.backend.ensure_tenant(tenant_spec(organization, list(pools.values())))
+            except BackendUnavailable:
+                raise
+            except Exception:  # an RBAC 403 or a 422 for one organization: the rest go on
+                log.exception("ensure_tenant_failed", organization=organization.slug)
 
     # -- 4. placement -----------------------------------------------------------------------
 
@@ -269,6 +309,7 @@ class Reconciler:
         if not admitted:
             return
         free = _free_slots({w.organization_id for w in admitted})
+        problems: dict[tuple[uuid.UUID, int], tuple[str, str]] | None = None
         for workload in admitted:
             group = free.get((workload.organization_id, workload.pool_id), {})
             candidates = [
@@ -277,9 +318,13 @@ class Reconciler:
                 if slots_free >= workload.slots
             ]
             if not candidates:
-                if set_waiting_reason(
-                    workload, "starting_worker", "Admitted; waiting for a worker to start."
-                ):
+                if problems is None:
+                    problems = _start_problems()
+                code, text = problems.get(
+                    (workload.organization_id, workload.pool_id),
+                    ("starting_worker", "Admitted; waiting for a worker to start."),
+                )
+                if set_waiting_reason(workload, code, text):
                     report.db_writes += 1
                 continue
             _slots_free, worker_id = min(candidates, key=lambda c: (c[0], str(c[1])))  # best fit
@@ -301,18 +346,12 @@ class Reconciler:
     def _scale(
         self, pools: dict[int, WorkerPool], observed: dict[str, ObservedWorker], report: PassReport
     ) -> None:
-        demand: dict[tuple[uuid.UUID, int], int] = defaultdict(int)
-        for org_id, pool_id, slots in (
-            Workload.objects.unscoped_dangerously()
-            .filter(state__in=ACTIVE_STATES)
-            .values_list("organization_id", "pool_id")
-            .annotate(slots=Sum("slots"))
-        ):
-            demand[(org_id, pool_id)] += slots
+        """Per organization and pool: room for every admitted workload on one worker each
+        (first fit, largest first, into the free room of live workers, then into new ones),
+        plus the warm minimum; idle workers beyond that drain. Work on draining workers is
+        theirs to finish and is not counted again."""
         warm = _warm_keys(pools)
-        for key in warm:
-            demand.setdefault(key, 0)
-        refused = _recently_refused()
+        refused = set(_start_problems(refused_only=True))
         workers: dict[tuple[uuid.UUID, int], list[Worker]] = defaultdict(list)
         pool_count: dict[int, int] = defaultdict(int)
         for worker in (
@@ -324,28 +363,49 @@ class Reconciler:
             pool_count[worker.pool_id] += 1
             if worker.state != WorkerState.DRAINING:
                 workers[(worker.organization_id, worker.pool_id)].append(worker)
-        for key in sorted(set(demand) | set(workers)):
-            org_id, pool_id = key
-            pool = pools[pool_id]
-            wanted_slots = demand.get(key, 0)
-            if pool.is_active and key in warm:
-                wanted_slots += pool.warm_minimum
-            wanted = math.ceil(wanted_slots / pool.slots_per_worker) if pool.is_active else 0
+        used: dict[uuid.UUID, int] = dict(
+            Workload.objects.unscoped_dangerously()
+            .filter(state__in=ON_WORKER_STATES, worker__isnull=False)
+            .values_list("worker_id")
+            .annotate(slots=Sum("slots"))
+        )
+        waiting: dict[tuple[uuid.UUID, int], list[int]] = defaultdict(list)
+        for org_id, pool_id, slots in (
+            Workload.objects.unscoped_dangerously()
+            .filter(state=WorkloadState.ADMITTED)
+            .values_list("organization_id", "pool_id", "slots")
+        ):
+            waiting[(org_id, pool_id)].append(slots)
+        for key in sorted(set(workers) | set(waiting) | warm):
+            pool = pools[key[1]]
             have = workers.get(key, [])
-            if len(have) < wanted and key not in refused:
-                room = pool.maximum - pool_count[pool_id]
-                organization = Organization.objects.get(id=org_id)
-                for _ in range(min(wanted - len(have), max(room, 0))):
+            free = {w.id: w.slots - used.get(w.id, 0) for w in have}
+            new_workers = _pack(sorted(waiting.get(key, []), reverse=True), free, pool)
+            spare = sum(free.values()) + sum(new_workers)
+            warm_slots = pool.warm_minimum if key in warm and pool.is_active else 0
+            missing = len(new_workers) + math.ceil(
+                max(warm_slots - spare, 0) / pool.slots_per_worker
+            )
+            if not pool.is_active:
+                missing = 0
+            if missing:
+                if key in refused:
+                    continue  # backing off after the backend refused a start
+                room = max(pool.maximum - pool_count[pool.id], 0)
+                organization = have[0].organization if have else Organization.objects.get(id=key[0])
+                for _ in range(min(missing, room)):
                     self._start(organization, pool, report)
-                    pool_count[pool_id] += 1
-            elif len(have) > wanted:
-                idle = [w for w in reversed(have) if not _busy(w)]
-                for worker in idle[: len(have) - wanted]:
-                    start_draining(
+                    pool_count[pool.id] += 1
+                continue
+            for worker in reversed(have):  # the newest idle workers go first
+                idle = used.get(worker.id, 0) == 0 and free[worker.id] == worker.slots
+                if idle and spare - worker.slots >= warm_slots:
+                    if start_draining(
                         worker, "ScaleDown", "More workers than demand plus the warm minimum."
-                    )
-                    report.drained += 1
-                    report.db_writes += 1
+                    ):
+                        report.drained += 1
+                        report.db_writes += 1
+                    spare -= worker.slots
 
     def _start(self, organization: Organization, pool: WorkerPool, report: PassReport) -> None:
         token = new_token()
@@ -381,15 +441,60 @@ class Reconciler:
         return True
 
 
-def _recently_refused() -> set[tuple[uuid.UUID, int]]:
-    """(organization, pool) pairs whose last start the backend refused within the back-off."""
+def _pack(sizes: list[int], free: dict[uuid.UUID, int], pool: WorkerPool) -> list[int]:
+    """First fit of admitted work (largest first) into the free room of live workers (best
+    fit), then into new workers; returns the room left on each new worker it needs."""
+    new_workers: list[int] = []
+    for size in sizes:
+        fits = [worker_id for worker_id, room in free.items() if room >= size]
+        if fits:
+            best = min(fits, key=lambda worker_id: free[worker_id])
+            free[best] -= size
+            continue
+        for index, room in enumerate(new_workers):
+            if room >= size:
+                new_workers[index] -= size
+                break
+        else:
+            new_workers.append(pool.slots_per_worker - size)
+    return new_workers
+
+
+_BENIGN_ENDINGS = ("", "ScaleDown", "Drained", "Released", "Preempted")
+
+
+def _start_problems(*, refused_only: bool = False) -> dict[tuple[uuid.UUID, int], tuple[str, str]]:
+    """Why admitted work of an (organization, pool) is not running yet, from its workers: a
+    start the backend refused within the back-off, or a starting worker the cluster cannot
+    schedule or pull — so that the workload says so instead of just "waiting"."""
+    problems: dict[tuple[uuid.UUID, int], tuple[str, str]] = {}
     since = timezone.now() - START_BACKOFF
-    return set(
+    refused = (
         Worker.objects.unscoped_dangerously()
         .filter(state=WorkerState.GONE, gone_at__gte=since, ready_at__isnull=True)
-        .exclude(reason__in=("", "ScaleDown", "Drained", "Released", "Preempted"))
-        .values_list("organization_id", "pool_id")
+        .exclude(reason__in=_BENIGN_ENDINGS)
+        .values_list("organization_id", "pool_id", "reason", "message")
     )
+    for org_id, pool_id, reason, message in refused:
+        problems[(org_id, pool_id)] = (
+            "start_refused",
+            f"Admitted; the cluster refused to start a worker ({reason}: {message}); "
+            "trying again shortly.",
+        )
+    if refused_only:
+        return problems
+    stuck = (
+        Worker.objects.unscoped_dangerously()
+        .filter(state=WorkerState.STARTING)
+        .exclude(reason="")
+        .values_list("organization_id", "pool_id", "reason", "message")
+    )
+    for org_id, pool_id, reason, message in stuck:
+        problems.setdefault(
+            (org_id, pool_id),
+            ("worker_pending", f"Admitted; its worker cannot start yet ({reason}: {message})."),
+        )
+    return problems
 
 
 def _warm_keys(pools: dict[int, WorkerPool]) -> set[tuple[uuid.UUID, int]]:

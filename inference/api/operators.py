@@ -165,6 +165,7 @@ class PoolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorView
             pool = WorkerPool.objects.select_for_update().filter(pk=self.get_object().pk).get()
             payload = PoolUpdateSerializer(pool, data=request.data, partial=True)
             payload.is_valid(raise_exception=True)
+            _refuse_shape_change_under_workers(pool, payload.validated_data)
             for name, value in payload.validated_data.items():
                 setattr(pool, name, value)
             self._save(pool, validate_unique=False)
@@ -175,6 +176,27 @@ class PoolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorView
             by=request.user.pk,
         )
         return Response(PoolSerializer(pool).data)
+
+
+# What running workers and admitted work were sized by: changing it under them would count
+# their slots against another class's quota or overfill their workers.
+SHAPE_FIELDS = ("gpu_class", "gpus_per_worker", "slots_per_worker")
+
+
+def _refuse_shape_change_under_workers(pool: WorkerPool, changes: dict[str, Any]) -> None:
+    changed = [f for f in SHAPE_FIELDS if f in changes and changes[f] != getattr(pool, f)]
+    if changed and pool.workers.exclude(state=WorkerState.GONE).exists():
+        raise serializers.ValidationError(
+            {
+                field: [
+                    _(
+                        "The pool has live workers; switch it off (is_active: false) and wait "
+                        "until they are gone before changing this."
+                    )
+                ]
+                for field in changed
+            }
+        )
 
 
 # --- Workers --------------------------------------------------------------------------------------

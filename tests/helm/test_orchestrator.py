@@ -114,7 +114,7 @@ def test_rbac_grants_exactly_what_the_backend_uses(default_docs: list[Manifest])
         ("", "resourcequotas"): {"get", "list", "watch", "create", "patch", "update"},
         ("", "pods"): {"get", "list", "watch", "create", "delete"},
         ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
-        ("", "secrets"): {"create", "get", "patch", "delete"},
+        ("", "secrets"): {"create", "patch", "delete"},
         ("", "events"): {"list", "watch"},
     }
 

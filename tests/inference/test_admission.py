@@ -217,3 +217,65 @@ def test_an_inactive_pool_keeps_work_queued_with_a_reason(org_a, pool):
     admission.admit()
     assert _states(workload) == ["queued"]
     assert workload.reason_code == "pool_inactive"
+
+
+def test_a_partly_claimed_reservation_still_holds_the_rest(org_a, pool):
+    now = timezone.now()
+    reservation, _ = capacity.reserve(
+        org_a, gpu_class="h100", slots=2, starts_at=now - dt.timedelta(minutes=1),
+        ends_at=now + dt.timedelta(hours=1), holder="shift:partly",
+    )  # fmt: skip
+    shift = _submit(org_a, pool, slots=1, reservation=reservation)
+    walk_in = _submit(org_a, pool, kind="session")
+    admission.admit()
+    assert _states(shift, walk_in) == ["admitted", "queued"]
+    assert "1 reserved for shifts now" in walk_in.reason
+
+
+def test_a_future_reservation_does_not_lend_its_slots_now(org_a, pool):
+    now = timezone.now()
+    later, _ = capacity.reserve(
+        org_a, gpu_class="h100", slots=2, starts_at=now + dt.timedelta(hours=2),
+        ends_at=now + dt.timedelta(hours=3), holder="shift:later",
+    )  # fmt: skip
+    capacity.reserve(
+        org_a, gpu_class="h100", slots=2, starts_at=now - dt.timedelta(minutes=1),
+        ends_at=now + dt.timedelta(hours=1), holder="shift:now",
+    )  # fmt: skip
+    early = _submit(org_a, pool, slots=2, reservation=later)
+    admission.admit()
+    assert _states(early) == ["queued"]  # the current shift's 2 slots are not its to take
+
+
+def test_many_waiting_behind_one_cross_organization_drain_drain_one_worker(
+    pool, backend, reconciler, db
+):
+    pool.maximum = 1
+    pool.save()
+    renderer = OrganizationFactory(plan="standard")
+    bureau = OrganizationFactory(plan="standard")
+    _submit(renderer, pool, kind="render")
+    reconciler.run_once()
+    register_all(backend)
+    reconciler.run_once()
+    waiting = [_submit(bureau, pool, public_service=True) for _ in range(3)]
+    result = admission.admit()
+    assert len(result.drained) == 1
+    assert _states(*waiting) == ["queued"] * 3
+    assert {w.reason_code for w in waiting} == {"capacity_freeing"}
+
+
+def test_preemption_reasons_say_nothing_about_the_other_organization(pool, backend, reconciler, db):
+    pool.maximum = 1
+    pool.save()
+    renderer = OrganizationFactory(plan="standard")
+    bureau = OrganizationFactory(plan="standard")
+    render = _submit(renderer, pool, kind="render")
+    reconciler.run_once()
+    register_all(backend)
+    reconciler.run_once()
+    _submit(bureau, pool, public_service=True)
+    admission.admit()
+    render.refresh_from_db()
+    assert render.reason.startswith("Preempted by higher-priority work.")
+    assert "live" not in render.reason.lower() and bureau.slug not in render.reason

@@ -123,7 +123,8 @@ def test_work_fails_after_its_attempts_are_used_up(org_a, pool, backend, reconci
     reconciler.run_once()
     workload.refresh_from_db()
     assert workload.state == WorkloadState.FAILED
-    assert "gave up after 3 attempts" in workload.reason
+    assert workload.reason == "Its worker was lost (Error). Gave up after 3 failed attempts."
+    assert workload.failures == 3
 
 
 def test_orphans_are_stopped(org_a, pool, backend, reconciler):
@@ -276,3 +277,101 @@ def test_a_worker_drained_while_starting_stays_draining_when_it_registers(
     worker.refresh_from_db()
     assert worker.state == WorkerState.DRAINING
     assert worker.last_heartbeat_at is not None
+
+
+def _fill(org, pool, *sizes):
+    """Workloads of these sizes, running: on as few workers as best fit makes them."""
+    made = [
+        services.submit(org, kind="live", spec={}, pool_name=pool.name, slots=size)[0]
+        for size in sizes
+    ]
+    return made
+
+
+def test_work_that_fits_no_single_worker_gets_a_new_one(org_a, pool, backend, reconciler):
+    """Two 4-slot workers with 1 slot free each: a 2-slot workload fits neither, though the
+    total free is 2. A third worker is started for it instead of waiting forever."""
+    org_a.plan = "enterprise"
+    org_a.save()
+    _fill(org_a, pool, 3, 3)
+    for _ in range(3):
+        reconciler.run_once()
+        register_all(backend)
+    assert Worker.objects.for_organization(org_a).filter(state="ready").count() == 2
+    (late,) = _fill(org_a, pool, 2)
+    reconciler.run_once()
+    assert _state(late) == WorkloadState.ADMITTED
+    assert Worker.objects.for_organization(org_a).filter(state="starting").count() == 1
+    register_all(backend)
+    reconciler.run_once()
+    assert _state(late) == WorkloadState.PLACED
+
+
+def test_best_fit_prefers_the_fuller_worker(org_a, pool, backend, reconciler):
+    """Workers with 1 and 2 slots free: a 1-slot workload goes to the one with 1 free, keeping
+    the larger gap for larger work."""
+    org_a.plan = "enterprise"
+    org_a.save()
+    three, two = _fill(org_a, pool, 3, 2)
+    for _ in range(3):
+        reconciler.run_once()
+        register_all(backend)
+    assert _state(three) == _state(two) == WorkloadState.PLACED
+    assert three.worker_id != two.worker_id
+    (small,) = _fill(org_a, pool, 1)
+    reconciler.run_once()
+    assert _state(small) == WorkloadState.PLACED
+    assert small.worker_id == three.worker_id
+
+
+def test_work_on_a_draining_worker_does_not_start_a_replacement(org_a, pool, backend, reconciler):
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    (worker,) = register_all(backend)
+    reconciler.run_once()
+    services.drain(worker)
+    result = reconciler.run_once()
+    assert result.started == 0
+    assert _state(workload) == WorkloadState.PLACED  # it finishes where it is
+
+
+def test_work_stranded_on_a_gone_worker_is_queued_again(org_a, pool, backend, reconciler):
+    """Placed just as its worker released itself: nobody would ever run it."""
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    (worker,) = register_all(backend)
+    reconciler.run_once()
+    Worker.objects.unscoped_dangerously().filter(id=worker.id).update(state=WorkerState.GONE)
+    result = reconciler.run_once()
+    workload.refresh_from_db()
+    assert result.requeued == 1
+    assert workload.reason_code in ("worker_gone", "starting_worker")
+    assert workload.failures == 0
+
+
+def test_preemptions_do_not_use_up_attempts(org_a, pool, backend, reconciler):
+    from inference.lifecycle import requeue
+
+    workload = _workload(org_a, pool)
+    for _ in range(4):
+        reconciler.run_once()
+        register_all(backend)
+        reconciler.run_once()
+        workload.refresh_from_db()
+        requeue(workload, "preempted", "Preempted by a test.", counts_as_failure=False)
+    workload.refresh_from_db()
+    assert workload.state == WorkloadState.QUEUED
+    assert (workload.failures, workload.attempts) == (0, 4)
+
+
+def test_a_stuck_start_is_the_workloads_reason(org_a, pool, backend, reconciler):
+    workload = _workload(org_a, pool)
+    reconciler.run_once()
+    worker = Worker.objects.for_organization(org_a).get()
+    backend.set_phase(
+        worker.backend_id, "starting", "Unschedulable", "0/3 nodes: Insufficient nvidia.com/gpu"
+    )
+    reconciler.run_once()
+    workload.refresh_from_db()
+    assert workload.reason_code == "worker_pending"
+    assert "Insufficient nvidia.com/gpu" in workload.reason

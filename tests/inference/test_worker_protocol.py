@@ -172,3 +172,25 @@ def test_a_worker_cannot_report_on_another_organizations_workload(placed, org_b,
     foreign.refresh_from_db()
     assert foreign.state == WorkloadState.QUEUED
     assert not Workload.objects.for_organization(org_b).filter(state="running").exists()
+
+
+def test_a_worker_cannot_count_usage_on_work_it_never_held(placed, org_a, pool):
+    """Another worker of the same organization reports usage on this workload: refused, and
+    nothing is written (no usage, no processed report)."""
+    from inference.models import ProcessedReport
+
+    workload, _client = placed
+    other, _ = services.submit(org_a, kind="live", spec={}, pool_name=pool.name)
+    backend = FakeBackend()
+    Reconciler(backend).run_once()
+    stranger_token = next(
+        spec.token for spec in backend.specs.values()
+    )  # a second worker of the same organization
+    stranger = APIClient()
+    stranger.credentials(HTTP_AUTHORIZATION=f"Bearer {stranger_token}")
+    before = database_rows()
+    response = _send(stranger, _report(workload, "usage", usage={"gpu_seconds": 999.0}))
+    assert list(response.json()["outcomes"].values()) == ["stale"]
+    assert database_rows() == before
+    assert not ProcessedReport.objects.filter(workload=workload).exists()
+    assert other.state == WorkloadState.QUEUED

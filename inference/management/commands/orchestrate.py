@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, connection
 from prometheus_client import start_http_server
 
 from inference import metrics
@@ -110,7 +110,8 @@ class Command(BaseCommand):
                     log.info("reconciled", **report.__dict__)
                 if options["once"]:
                     break
-                close_old_connections()
+                # No close_old_connections() here: on PostgreSQL the leader lock lives with this
+                # connection, and closing it by age would hand leadership around every minute.
                 self._sleep(options["interval"])
         finally:
             leadership.release()

@@ -177,7 +177,9 @@ def test_a_reservation_beyond_the_platforms_capacity_answers_409(org_a, api_a, p
 
     assert response.status_code == 409, response.content
     assert response.json()["code"] == "capacity"
-    assert "12" in response.json()["detail"]
+    # It says the window is full, and nothing of other organizations' reservations.
+    assert "cannot offer" in response.json()["detail"]
+    assert "12" not in response.json()["detail"]
     assert database_rows() == before
 
 
