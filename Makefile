@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/platform:$(CURDIR)
 
-.PHONY: run test setup migrate lint typecheck check pytest bench messages helm clean-data
+.PHONY: run test setup system-packages migrate lint typecheck check pytest bench messages helm clean-data
 
 run: setup messages migrate ## Set up, migrate, load the demo and start web + worker + beat
 	$(PY) manage.py seed_demo
@@ -15,12 +15,24 @@ run: setup messages migrate ## Set up, migrate, load the demo and start web + wo
 
 test: setup messages helm lint typecheck check pytest ## Lint, type-check, Django checks, tests
 
-setup: $(STAMP)
+setup: $(STAMP) system-packages
+
+# Debian packages the product uses: gettext (translations), espeak-ng (speech), ffmpeg (ffprobe).
+SYSTEM_COMMANDS := msgfmt espeak-ng ffprobe
+system-packages:
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq gettext espeak-ng ffmpeg; \
+	  else \
+	    echo "Missing:$$missing. Install the Debian packages: gettext espeak-ng ffmpeg" >&2; exit 1; \
+	  fi; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,inference]"
 	touch $(STAMP)
 
 messages: setup

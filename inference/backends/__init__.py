@@ -14,7 +14,12 @@ def make_backend(name: str | None = None) -> Backend:
     if name == "local":
         from inference.backends.local import LocalBackend
 
-        return LocalBackend(state_dir=Path(settings.DATA_DIR) / "workers")
+        # Local workers write renders straight into the media folder the web serves.
+        renders = Path(settings.MEDIA_ROOT) / "renders"
+        return LocalBackend(
+            state_dir=Path(settings.DATA_DIR) / "workers",
+            extra_env={"IRONBOWL_OUTPUT_DIR": str(renders)},
+        )
     if name == "kubernetes":
         from inference.backends.kubernetes import KubernetesBackend
 

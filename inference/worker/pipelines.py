@@ -98,4 +98,5 @@ def default_registry() -> PipelineRegistry:
     """Every pipeline this worker image can run."""
     registry = PipelineRegistry()
     registry.register("diagnostic", "inference.worker.diagnostic:run")
+    registry.register("render", "inference.pipelines.render:run")
     return registry
