@@ -87,3 +87,44 @@ def test_two_workloads_share_one_worker_and_a_killed_worker_is_replaced(org_a, l
     assert first.worker_id == replacement.id
     services.cancel(first, "test over")
     services.cancel(second, "test over")
+
+
+def test_a_render_workload_yields_an_mp4_that_ffprobe_accepts(
+    org_a, live_server, settings, tmp_path
+):
+    """A render workload on the local backend: a real worker process speaks the script with
+    espeak-ng, animates the reference portrait with torch and encodes the MP4 with PyAV."""
+    from inference.models import WorkerPool
+    from inference.pipelines.encode import probe
+
+    settings.INFERENCE_CONTROL_URL = live_server.url
+    WorkerPool.objects.create(
+        name="render-cpu", pipeline="render", gpu_class="cpu", gpus_per_worker=0,
+        slots_per_worker=1, image="local", maximum=1, batch=True,
+    )  # fmt: skip
+    renders = tmp_path / "renders"
+    backend = LocalBackend(
+        tmp_path / "workers",
+        grace_s=5.0,
+        extra_env={"IRONBOWL_OUTPUT_DIR": str(renders), "IRONBOWL_TORCH_THREADS": "1"},
+    )
+    reconciler = Reconciler(backend)
+    text = "Good evening. This is the health channel of Qinghe hospital."
+    workload, _ = services.submit(
+        org_a,
+        kind="render",
+        spec={"text": text, "language": "en", "portrait": "reference"},
+        pool_name="render-cpu",
+    )
+    try:
+        _drive(reconciler, lambda: _state(workload) in ("succeeded", "failed"), timeout=180)
+    finally:
+        backend.stop_all()
+    assert workload.state == WorkloadState.SUCCEEDED, workload.reason
+    probed = probe(renders / workload.result["video"])
+    durations = [stream["duration_s"] for stream in probed["streams"]]
+    assert [s["codec"] for s in probed["streams"]] == ["h264", "aac"]
+    assert abs(durations[0] - durations[1]) <= 1 / 25
+    assert abs(probed["duration_s"] - workload.result["duration_s"]) <= 1 / 25
+    usage = UsageReport.objects.for_organization(org_a).get()
+    assert usage.rendered_seconds == workload.result["duration_s"]

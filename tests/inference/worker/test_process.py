@@ -82,12 +82,13 @@ def test_the_worker_keeps_retrying_registration_while_the_control_plane_is_down(
 
 
 def test_the_worker_imports_nothing_of_django():
-    """The worker runs in a slim GPU image: importing all of it must not pull in Django or the
-    control plane's apps."""
+    """The worker runs in a slim GPU image: importing all of it and every pipeline must not pull
+    in Django or the control plane's apps."""
     code = (
-        "import pkgutil, importlib, sys, inference.worker\n"
-        "for m in pkgutil.walk_packages(inference.worker.__path__, 'inference.worker.'):\n"
-        "    importlib.import_module(m.name)\n"
+        "import pkgutil, importlib, sys, inference.worker, inference.pipelines\n"
+        "for package in (inference.worker, inference.pipelines):\n"
+        "    for m in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
         "import inference.worker.__main__\n"
         "bad = {'django', 'rest_framework', 'tenants', 'avatars', 'scheduling', 'ironbowl'}\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0] in bad))\n"
@@ -102,4 +103,5 @@ def test_the_worker_imports_nothing_of_django():
     forbidden, loaded = done.stdout.splitlines()
     assert forbidden == "[]"
     assert "'inference.worker.runner'" in loaded  # the check did import the worker
+    assert "'inference.pipelines.render'" in loaded  # and the pipelines
     assert "inference.models" not in loaded

@@ -1,0 +1,15 @@
+"""The reference backends that ship and run offline: espeak-ng speech and the portrait warp.
+
+Production backends (a neural voice, a lip-sync network) register beside them under other names
+and load their weights from the model store with `models.load_state_dict`; nothing is ever
+downloaded at run time.
+"""
+
+from __future__ import annotations
+
+from inference.pipelines import models
+from inference.pipelines.renderer import PortraitRenderer
+from inference.pipelines.tts import EspeakTTS
+
+models.register("tts", "espeak", EspeakTTS)
+models.register("renderer", "portrait", PortraitRenderer)

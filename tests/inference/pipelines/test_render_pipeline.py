@@ -1,0 +1,128 @@
+"""The render pipeline from script to MP4, as a worker runs it.
+
+Real: espeak-ng speech (with pypinyin for Mandarin), the mouth track, the torch renderer on CPU,
+the label, PyAV encoding and ffprobe reading the result. Simulated: the worker around it (a
+WorkloadContext whose reports are collected by the test instead of sent over HTTP).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from inference import contracts
+from inference.pipelines import render
+from inference.pipelines.encode import probe
+from inference.worker.pipelines import PipelineFailed, WorkloadContext
+
+FPS = 25
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch, tmp_path):
+    monkeypatch.setenv(render.ENV_OUTPUT_DIR, str(tmp_path))
+    monkeypatch.setenv(render.ENV_TORCH_THREADS, "1")
+    torch.set_num_threads(1)
+
+
+def _run(spec: dict, workload_id: str = "w-render") -> tuple[dict, list]:
+    reports: list = []
+    assignment = contracts.Assignment(workload_id, 1, "render", "render", 1, spec)
+    ctx = WorkloadContext(assignment, gpus=0, emit=lambda kind, data: reports.append((kind, data)))
+    return render.run(ctx), reports
+
+
+def _needs_ffprobe() -> None:
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe (Debian package ffmpeg) is not installed")
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("zh", "您好，欢迎来到清河人民医院健康直播间。今天聊聊冬季如何预防流感。"),
+        ("yue", "你好，歡迎嚟到消費者服務台，有咩可以幫到你？"),
+        ("en", "Good evening. Tonight we talk about healthy sleep and why it matters."),
+    ],
+)
+def test_a_script_becomes_an_mp4_whose_audio_and_video_agree(language, text, tmp_path):
+    _needs_ffprobe()
+    output, reports = _run({"text": text, "language": language, "portrait": "reference"})
+    path = tmp_path / output["video"]
+    probed = probe(path)
+    video = next(s for s in probed["streams"] if s["type"] == "video")
+    audio = next(s for s in probed["streams"] if s["type"] == "audio")
+    assert (video["codec"], audio["codec"]) == ("h264", "aac")
+    assert (video["width"], video["height"]) == (512, 512)
+    assert video["duration_s"] > 1.0
+    assert abs(video["duration_s"] - audio["duration_s"]) <= 1 / FPS
+    assert output["frames"] == video["frames"]
+    kinds = [kind for kind, _data in reports]
+    assert kinds.count("progress") >= 1 and kinds[-1] == "usage"
+    (usage,) = [data["usage"] for kind, data in reports if kind == "usage"]
+    assert usage.rendered_seconds == pytest.approx(output["duration_s"])
+
+
+def test_mouth_movement_in_the_video_follows_the_audio_energy(tmp_path):
+    """Decoded from the MP4 itself: how far the mouth region is from the shut mouth, frame by
+    frame, against the loudness of the decoded audio in that frame."""
+    _needs_ffprobe()
+    text = "今天我们讲讲高血压。每天少吃盐，多运动，按时吃药，定期测量血压。"
+    output, _ = _run({"text": text, "language": "zh", "portrait": "reference", "ai_label": False})
+    renderer = render._renderer("reference", 512, "cpu")
+    x, y, w, h = renderer.layout.mouth
+    x0, y0, x1, y1 = x - w // 2, y - h // 2, x + w + w // 2, y + h + h // 2  # lips and jaw
+    video_path = str(tmp_path / output["video"])
+    with av.open(video_path) as container:
+        frames = [
+            frame.to_ndarray(format="rgb24")[y0:y1, x0:x1].astype(np.float32)
+            for frame in container.decode(video=0)
+        ]
+    with av.open(video_path) as container:
+        samples = np.concatenate(
+            [frame.to_ndarray().mean(axis=0) for frame in container.decode(audio=0)]
+        )
+    # The decoded audio spread evenly over the video's frames (they agree within one frame).
+    bounds = np.linspace(0, len(samples), len(frames) + 1).astype(int)
+    energy = np.array([np.sqrt(np.mean(samples[a:b] ** 2)) for a, b in itertools.pairwise(bounds)])
+    # The same frames with the mouth shut (same head sway and blinks), straight from the renderer:
+    # what differs in the mouth box is the mouth.
+    shut = renderer.render(np.zeros(len(frames)), start_frame=0, seed=0)[:, y0:y1, x0:x1]
+    movement = np.array(
+        [
+            np.abs(frame - closed.astype(np.float32)).mean()
+            for frame, closed in zip(frames, shut, strict=True)
+        ]
+    )
+    correlation = np.corrcoef(movement, energy)[0, 1]
+    assert correlation > 0.5, correlation
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"text": "   ", "portrait": "reference"}, "script is empty"),
+        ({"text": "hi", "language": "fr", "portrait": "reference"}, "not supported"),
+        ({"text": "hi", "language": "en"}, "No portrait"),
+        ({"text": "hi", "language": "en", "portrait_path": "/nonexistent.png"}, "cannot be read"),
+        ({"text": "hi", "language": "en", "portrait": "reference", "size": 511}, "even"),
+        ({"text": "x" * 20_000, "language": "en", "portrait": "reference"}, "long"),
+    ],
+)
+def test_bad_specs_fail_the_workload_with_a_reason(spec, message):
+    with pytest.raises(PipelineFailed, match=message):
+        _run(spec)
+
+
+def test_a_portrait_without_a_face_is_refused(tmp_path):
+    import cv2
+
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((256, 256, 3), 200, np.uint8))
+    with pytest.raises(PipelineFailed, match="face"):
+        _run({"text": "hello", "language": "en", "portrait_path": str(blank)})
