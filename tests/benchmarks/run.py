@@ -168,7 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from tests.benchmarks import bench_api, bench_inference, bench_market, bench_upload
+    from tests.benchmarks import (
+        bench_api,
+        bench_inference,
+        bench_market,
+        bench_pipelines,
+        bench_upload,
+    )
 
     with throwaway_database():
         environment = describe_environment()
@@ -177,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_market.run(iterations=options.iterations, warmup=options.warmup),
             bench_upload.run(),
             bench_inference.run(),
+            bench_pipelines.run(),
         ]
 
     markdown = render_markdown(environment, sections)

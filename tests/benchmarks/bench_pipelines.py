@@ -1,0 +1,140 @@
+"""Benchmark: the render pipeline's stages against real time, on this machine's CPU.
+
+Real time is what a stream needs: 25 frames/s of video, and speech as fast as it is spoken.
+Measured: text to speech (espeak-ng; the real-time factor per language, and how many times
+faster than speaking it is), the portrait renderer at 512×512 with 1 and 2 torch threads
+(frames/s, as a ratio to 25 — how many live streams of this kind one worker process could keep
+up with), and the whole render from script to MP4 (seconds of work per second of video). On CUDA
+the same code runs in half precision; this machine has no GPU, so no CUDA figures come from it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tests.benchmarks.bench_api import BenchmarkSection
+
+FPS = 25
+SCRIPTS = {
+    "zh": "各位观众晚上好，欢迎来到清河人民医院健康直播间。今天我们聊一聊冬季如何预防流感。",
+    "yue": "你好，歡迎嚟到兰溪市场监管局消費者服務台，請問有咩可以幫到你？",
+    "en": "Good evening and welcome to the health channel. Tonight we talk about healthy sleep.",
+}
+ROUNDS = 5
+
+
+def _tts() -> dict[str, Any]:
+    from inference.pipelines.tts import EspeakTTS
+
+    tts = EspeakTTS()
+    results = {}
+    for language, text in SCRIPTS.items():
+        tts.synthesize(text, language)  # warm
+        times, duration = [], 0.0
+        for _ in range(ROUNDS):
+            began = time.perf_counter()
+            speech = tts.synthesize(text, language)
+            times.append(time.perf_counter() - began)
+            duration = speech.duration_s
+        seconds = statistics.median(times)
+        results[language] = {
+            "audio_s": duration,
+            "synth_ms": seconds * 1000,
+            "real_time_factor": seconds / duration,
+        }
+    return results
+
+
+def _renderer(threads: int) -> dict[str, Any]:
+    from skimage import data
+
+    from inference.pipelines.renderer import PortraitRenderer
+
+    torch.set_num_threads(threads)
+    renderer = PortraitRenderer(np.asarray(data.astronaut()), size=512, device="cpu")
+    openness = (np.sin(np.arange(100) / 3.0) + 1) / 2
+    renderer.render(openness[:25])  # warm
+    times = []
+    for round_ in range(ROUNDS):
+        began = time.perf_counter()
+        renderer.render(openness, start_frame=round_ * 100)
+        times.append(time.perf_counter() - began)
+    fps = len(openness) / statistics.median(times)
+    return {"threads": threads, "frames_per_s": fps, "over_real_time": fps / FPS}
+
+
+def _render_pipeline() -> dict[str, Any]:
+    from inference import contracts
+    from inference.pipelines import render
+    from inference.worker.pipelines import WorkloadContext
+
+    torch.set_num_threads(1)
+    spec = {"text": SCRIPTS["zh"], "language": "zh", "portrait": "reference"}
+    with tempfile.TemporaryDirectory() as folder:
+        import os
+
+        os.environ[render.ENV_OUTPUT_DIR] = folder
+        os.environ[render.ENV_TORCH_THREADS] = "1"
+        times, video_s = [], 0.0
+        for round_ in range(3):
+            assignment = contracts.Assignment(f"bench-{round_}", 1, "render", "render", 1, spec)
+            ctx = WorkloadContext(assignment, gpus=0, emit=lambda kind, data: None)
+            began = time.perf_counter()
+            output = render.run(ctx)
+            times.append(time.perf_counter() - began)
+            video_s = output["duration_s"]
+            Path(folder, output["video"]).unlink()
+    seconds = statistics.median(times[1:])  # the first loads the models
+    return {"video_s": video_s, "render_s": seconds, "work_per_video_second": seconds / video_s}
+
+
+def run() -> BenchmarkSection:
+    data = {
+        "tts": _tts(),
+        "renderer": [_renderer(1), _renderer(2)],
+        "pipeline": _render_pipeline(),
+    }
+    torch.set_num_threads(1)
+    return BenchmarkSection(
+        name="pipelines",
+        title="Render pipeline stages against real time (CPU)",
+        markdown=_markdown(data),
+        data=data,
+    )
+
+
+def _markdown(data: dict[str, Any]) -> str:
+    lines = [
+        "| text to speech (espeak-ng) | audio | synthesis | real-time factor | × real time |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for language, row in data["tts"].items():
+        lines.append(
+            f"| {language} | {row['audio_s']:.2f} s | {row['synth_ms']:.1f} ms | "
+            f"{row['real_time_factor']:.4f} | {1 / row['real_time_factor']:.0f}× |"
+        )
+    lines += [
+        "",
+        "| portrait renderer, 512×512, CPU | frames/s | ÷ 25 frames/s (streams kept up with) |",
+        "|---|---:|---:|",
+    ]
+    for row in data["renderer"]:
+        lines.append(
+            f"| {row['threads']} torch thread(s) | {row['frames_per_s']:.1f} | "
+            f"{row['over_real_time']:.2f}× |"
+        )
+    pipeline = data["pipeline"]
+    lines += [
+        "",
+        f"Whole render, script to MP4 (Mandarin, {pipeline['video_s']:.2f} s of video, one "
+        f"thread): {pipeline['render_s']:.2f} s, {pipeline['work_per_video_second']:.2f} s of "
+        "work per second of video (below 1 is faster than real time).",
+    ]
+    return "\n".join(lines)
