@@ -45,17 +45,17 @@ def _render(ctx: WorkloadContext) -> dict[str, Any]:
     from inference.pipelines.label import burn_label
     from inference.pipelines.visemes import mouth_track
 
-    spec = _parse(ctx.spec)
+    spec = parse_spec(ctx.spec)
     output_dir = Path(os.environ.get(ENV_OUTPUT_DIR) or "renders")
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(os.environ.get(ENV_TORCH_THREADS, "1")))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started = time.monotonic()
 
-    speech = _tts().synthesize(spec["text"], spec["language"])
+    speech = speech_engine().synthesize(spec["text"], spec["language"])
     ctx.check_stopped()
     openness = mouth_track(speech, spec["fps"])
-    renderer = _renderer(spec["portrait"], spec["size"], device)
+    renderer = portrait_renderer(spec["portrait"], spec["size"], device)
     total = len(openness)
 
     def frames() -> Iterator[np.ndarray]:
@@ -86,7 +86,7 @@ def _render(ctx: WorkloadContext) -> dict[str, Any]:
     }
 
 
-def _parse(spec: dict[str, Any]) -> dict[str, Any]:
+def parse_spec(spec: dict[str, Any]) -> dict[str, Any]:
     text = spec.get("text")
     if not isinstance(text, str) or not text.strip():
         raise StageError("The script is empty: give the text to speak in `text`.")
@@ -120,13 +120,13 @@ def _parse(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _tts() -> Any:
+def speech_engine() -> Any:
     import inference.pipelines.reference  # noqa: F401 - registers the reference backends
 
     return models.shared(("tts", "espeak"), lambda: models.create("tts", "espeak"))
 
 
-def _renderer(portrait: str, size: int, device: str) -> Any:
+def portrait_renderer(portrait: str, size: int, device: str) -> Any:
     import inference.pipelines.reference  # noqa: F401 - registers the reference backends
 
     def load() -> Any:

@@ -99,4 +99,5 @@ def default_registry() -> PipelineRegistry:
     registry = PipelineRegistry()
     registry.register("diagnostic", "inference.worker.diagnostic:run")
     registry.register("render", "inference.pipelines.render:run")
+    registry.register("live", "inference.pipelines.live:run")
     return registry

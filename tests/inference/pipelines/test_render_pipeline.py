@@ -74,7 +74,7 @@ def test_mouth_movement_in_the_video_follows_the_audio_energy(tmp_path):
     _needs_ffprobe()
     text = "今天我们讲讲高血压。每天少吃盐，多运动，按时吃药，定期测量血压。"
     output, _ = _run({"text": text, "language": "zh", "portrait": "reference", "ai_label": False})
-    renderer = render._renderer("reference", 512, "cpu")
+    renderer = render.portrait_renderer("reference", 512, "cpu")
     x, y, w, h = renderer.layout.mouth
     x0, y0, x1, y1 = x - w // 2, y - h // 2, x + w + w // 2, y + h + h // 2  # lips and jaw
     video_path = str(tmp_path / output["video"])
