@@ -72,7 +72,31 @@ class _Streams:
     audio: AudioStream
 
 
-class AvWriter:
+class _ClosedOnExit:
+    """`with writer:` closes it, or aborts it (discarding the output) when the block raised."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class AvWriter(_ClosedOnExit):
     """Encodes chunks of RGB frames and mono speech into one open PyAV container.
 
     Each `write` is one chunk: frames are consumed lazily (a generator from the renderer is
@@ -154,20 +178,6 @@ class AvWriter:
         # caller is discarding the output anyway.
         with contextlib.suppress(av.FFmpegError, ValueError):
             self._container.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            self.close()
-        else:
-            self.abort()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -300,7 +310,7 @@ def encode_fragmented_mp4(
     return buffer.getvalue()
 
 
-class HlsWriter:
+class HlsWriter(_ClosedOnExit):
     """An HLS stream (MPEG-TS segments + an m3u8 playlist) that grows chunk by chunk, for a live
     room shown in the console; `close()` ends the playlist (EXT-X-ENDLIST). FFmpeg's `hls`
     muxer rewrites the playlist after each finished segment, so a player can follow it live."""
@@ -354,19 +364,8 @@ class HlsWriter:
     def close(self) -> None:
         self._writer.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            self.close()
-        else:
-            self._writer.abort()
+    def abort(self) -> None:
+        self._writer.abort()
 
 
 def write_hls(
