@@ -31,7 +31,7 @@ from rest_framework.views import APIView
 from inference import capacity, selectors, services
 from inference.api.capacity import CalendarQuerySerializer, CalendarSerializer, calendar_query
 from inference.api.capacity import calendar_response as _calendar_response
-from inference.api.workloads import PoolColumnsSerializer
+from inference.api.workloads import PoolColumnsSerializer, WorkloadSerializer
 from inference.models import (
     Priority,
     Worker,
@@ -282,33 +282,18 @@ class WorkerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorVi
 # --- Workloads ------------------------------------------------------------------------------------
 
 
-class OperatorWorkloadSerializer(PoolColumnsSerializer):
-    organization = serializers.CharField(source="organization.slug", read_only=True)
-    priority_label = serializers.CharField(source="get_priority_display", read_only=True)
+# What an organization submitted stays out of the operators' view: its spec and result.
+_TENANT_PAYLOAD = ("spec", "result", "idempotency_key", "reservation")
 
-    class Meta:
-        model = Workload
+
+class OperatorWorkloadSerializer(WorkloadSerializer):
+    organization = serializers.CharField(source="organization.slug", read_only=True)
+
+    class Meta(WorkloadSerializer.Meta):
         fields = [
-            "id",
             "organization",
-            "kind",
-            "state",
-            "reason_code",
-            "reason",
-            "priority",
-            "priority_label",
-            "pool",
-            "gpu_class",
-            "slots",
             "worker",
-            "attempts",
-            "max_attempts",
-            "progress",
-            "created_at",
-            "admitted_at",
-            "placed_at",
-            "started_at",
-            "finished_at",
+            *(f for f in WorkloadSerializer.Meta.fields if f not in _TENANT_PAYLOAD),
         ]
         read_only_fields = fields
 

@@ -112,6 +112,7 @@ class WorkloadSerializer(PoolColumnsSerializer):
             "slots",
             "spec",
             "attempts",
+            "failures",
             "max_attempts",
             "progress",
             "result",

@@ -186,6 +186,9 @@ def test_staff_see_every_organizations_workloads_with_reasons(staff, org_a, org_
     assert every[0]["reason_code"] == "queued" and every[0]["reason"]
     assert [row["id"] for row in top] == [str(b.id)]
     assert [row["id"] for row in of_a.json()["results"]] == [str(a.id)]
+    # What the organization submitted (its script, its result) is not the operators' to read.
+    assert not {"spec", "result", "idempotency_key"} & set(every[0])
+    assert every[0]["organization"] == org_b.slug
 
 
 def test_the_platform_calendar_counts_every_organization_against_capacity(
