@@ -1,13 +1,20 @@
-"""Avatar builds: start one from footage under a consent, follow it, cancel it, and run it.
+"""Avatar builds: start one from footage under a consent, follow its GPU work, cancel it.
 
-A build is queued → running → succeeded, failed or cancelled. Running it (`run_build`, from the
-Celery task `avatars.run_build`) picks the portrait, derives the voice profile and writes the
-bundle (see `avatars.builder`), saving progress between steps; between steps it also stops when
-cancelled or when the consent has lapsed. Success makes version n+1 the avatar's current version.
-A failure or a cancel leaves the avatar as it was: its previous version stays current, its status
-goes back to ready (or draft when it never had a version). Running a finished build again does
-nothing, so a redelivered task is harmless. A build whose worker died is failed by a watchdog
-(`fail_lost_builds`, the beat task `avatars.requeue_stale_builds`) once its heartbeat stops.
+A build is queued → running → succeeded, failed or cancelled. Starting one submits a `build`
+workload to inference (once per build, at the priority inference gives builds). A GPU worker runs
+the build pipeline (`inference.pipelines.build`): it fetches the footage through the worker
+protocol, picks the portrait, derives the voice profile and delivers the bundle's parts. The
+build follows its workload (`follow_workload`, called on `inference.signals.workload_changed`):
+running with the worker's progress and stage; then succeeded — the parts become the bundle of
+version n+1, the avatar's current version (`_publish`) — or failed with the reason in the
+organization's language, or cancelled. A failure or a cancel leaves the avatar as it was: its
+previous version stays current, its status goes back to ready (or draft when it never had a
+version). Cancelling a build, or its consent lapsing, ends it at once and cancels its workload:
+the worker stops at its next heartbeat and whatever it still delivers is refused. A worker that
+dies is inference's to handle: the orchestrator queues the workload again (the build waits
+again) and fails it after repeated losses. `sweep_builds` (the beat task
+`avatars.requeue_stale_builds`) catches up builds whose workload ended while its signal was
+missed, and fails builds that no workload runs.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import datetime as dt
 import functools
 import shutil
 import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +34,6 @@ from django.db.models import Max, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from avatars import builder, tasks, uploads
 from avatars.models import (
     Avatar,
     AvatarBuild,
@@ -38,6 +45,10 @@ from avatars.models import (
     UploadPurpose,
     UploadStatus,
 )
+from inference import artifacts
+from inference import services as inference
+from inference.models import FINAL_STATES, Workload, WorkloadKind, WorkloadState
+from inference.pipelines import build as build_pipeline
 from tenants import audit
 from tenants.audit import SYSTEM, Actor
 from tenants.errors import ConflictError, DomainError
@@ -46,10 +57,11 @@ from tenants.models import Organization
 logger = structlog.get_logger(__name__)
 
 ACTIVE = (BuildStatus.QUEUED, BuildStatus.RUNNING)
+_WAITING = (WorkloadState.QUEUED, WorkloadState.ADMITTED, WorkloadState.PLACED)
 REASON_MAX_LENGTH = 500
-HEARTBEAT_EVERY = dt.timedelta(minutes=1)
-# A running build whose heartbeat is older than this lost its worker (a build reports progress
-# every few seconds; its longest step, reading the footage, reports as it reads).
+STAGE_MAX_LENGTH = 64
+# A build that no workload runs (started before builds ran on workers, or its workload was
+# deleted) and that has been silent this long is failed: nothing will ever finish it.
 LOST_AFTER = dt.timedelta(minutes=30)
 
 
@@ -158,21 +170,52 @@ def start_build(
     problem = consent_problem(consent, avatar)
     if problem:
         raise DomainError("consent_not_valid", problem, field="consent")
-    build = AvatarBuild.objects.create(
+    build = AvatarBuild(
         organization=organization,
         avatar=avatar,
         footage=footage,
         consent=consent,
         created_by=actor.user,
     )
+    build.workload = _submit(organization, build)
+    build.save(force_insert=True)
     before = audit.snapshot(avatar)
     avatar.status = AvatarStatus.BUILDING
     avatar.save(update_fields=["status", "updated_at"])
     audit.record(actor, organization, "build.start", build, after=audit.snapshot(build))
     audit.record_update(actor, organization, "avatar.update", avatar, before=before)
-    organization_id, build_id = str(organization.pk), str(build.pk)
-    transaction.on_commit(lambda: tasks.run_build.delay(organization_id, build_id))
     return build
+
+
+def _submit(organization: Organization, build: AvatarBuild) -> Workload:
+    """The build's workload: the footage as its input; submitting again returns the same one."""
+    footage = build.footage
+    spec = {
+        "build": str(build.pk),
+        "avatar": str(build.avatar_id),
+        "inputs": {
+            "footage": artifacts.media_input(
+                footage.relative_path, sha256=footage.sha256, size=footage.size
+            )
+        },
+    }
+    try:
+        workload, _created = inference.submit(
+            organization,
+            kind=WorkloadKind.BUILD,
+            spec=spec,
+            idempotency_key=f"avatar-build:{build.pk}",
+        )
+    except inference.InferenceError as error:
+        logger.error("build_not_submitted", organization=organization.slug, error=str(error))
+        raise ConflictError(
+            "build_capacity_unavailable",
+            _(
+                "No GPU pool builds avatars at the moment, so the build cannot be queued; "
+                "ask the platform's operators."
+            ),
+        ) from error
+    return workload
 
 
 def _settle_avatar(avatar_id: Any, organization: Organization) -> None:
@@ -193,39 +236,48 @@ def _lock(organization: Organization, build_id: Any) -> AvatarBuild | None:
 
 
 def _end(
-    actor: Actor, build: AvatarBuild, status: str, code: str, reason: str, action: str
+    actor: Actor,
+    build: AvatarBuild,
+    status: str,
+    code: str,
+    reason: str,
+    action: str,
+    *,
+    asked: bool = False,
 ) -> None:
-    """Mark a locked, active build failed or cancelled; the avatar returns to its former state."""
+    """Mark a locked, active build failed or cancelled; the avatar returns to its former state.
+    `asked`: someone asked for the stop (a person, a consent that lapsed)."""
     before = audit.snapshot(build)
     build.status = status
     build.failure_code = code
     build.failure_reason = reason[:REASON_MAX_LENGTH]
+    build.cancel_requested = build.cancel_requested or asked
     build.finished_at = timezone.now()
-    build.save(update_fields=["status", "failure_code", "failure_reason", "finished_at"])
+    build.save(
+        update_fields=[
+            "status",
+            "failure_code",
+            "failure_reason",
+            "cancel_requested",
+            "finished_at",
+        ]
+    )
     _settle_avatar(build.avatar_id, build.organization)
     audit.record(
         actor, build.organization, action, build, before=before, after=audit.snapshot(build)
     )
+    if build.workload_id is not None:
+        workload_id = build.workload_id
+        transaction.on_commit(lambda: _discard_outputs(build.organization, workload_id))
 
 
-def _request_stop(actor: Actor, build: AvatarBuild, code: str, reason: str) -> AvatarBuild:
-    """A queued build ends now; a running one is told to stop at its next step."""
-    if build.status == BuildStatus.QUEUED:
-        _end(actor, build, BuildStatus.CANCELLED, code, reason, "build.cancel")
-        return build
-    before = audit.snapshot(build)
-    build.cancel_requested = True
-    build.failure_code = code
-    build.failure_reason = reason[:REASON_MAX_LENGTH]
-    build.save(update_fields=["cancel_requested", "failure_code", "failure_reason"])
-    audit.record(
-        actor,
-        build.organization,
-        "build.request_cancel",
-        build,
-        before=before,
-        after=audit.snapshot(build),
-    )
+def _stop(actor: Actor, build: AvatarBuild, code: str, reason: str) -> AvatarBuild:
+    """End a locked, active build as cancelled now and cancel its workload: its worker stops at
+    its next heartbeat, and what it still reports or delivers is refused."""
+    _end(actor, build, BuildStatus.CANCELLED, code, reason, "build.cancel", asked=True)
+    workload = _workload_of(build)
+    if workload is not None:
+        inference.cancel(workload, f"Its avatar build was stopped ({code}).")
     return build
 
 
@@ -238,11 +290,7 @@ def cancel_build(actor: Actor, build: AvatarBuild) -> AvatarBuild:
             _("This build has already ended (%(status)s); there is nothing to cancel.")
             % {"status": str(BuildStatus(locked.status).label).lower()},
         )
-    if locked.cancel_requested:
-        return locked
-    return _request_stop(
-        actor, locked, "cancelled", _("Cancelled by %(who)s.") % {"who": actor.label}
-    )
+    return _stop(actor, locked, "cancelled", _("Cancelled by %(who)s.") % {"who": actor.label})
 
 
 def stop_builds_under_consent(actor: Actor, consent: Consent, code: str, reason: str) -> int:
@@ -255,132 +303,222 @@ def stop_builds_under_consent(actor: Actor, consent: Consent, code: str, reason:
     )
     stopped = 0
     for build in builds:
-        if not build.cancel_requested:
-            _request_stop(actor, build, code, reason)
-            stopped += 1
+        _stop(actor, build, code, reason)
+        stopped += 1
     return stopped
 
 
-# --- Running --------------------------------------------------------------------------------------
+# --- Following the workload -----------------------------------------------------------------------
 
 
-class _Stopped(Exception):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+def on_workload_changed(sender: Any, *, kind: str, **details: Any) -> None:
+    """Receiver of `inference.signals.workload_changed` (connected in AvatarsConfig.ready)."""
+    if kind == WorkloadKind.BUILD:
+        follow_workload(details["organization_id"], details["workload_id"], details["message"])
 
 
-class _Progress:
-    """Saves progress as the steps go, with a heartbeat (at least every HEARTBEAT_EVERY while the
-    work reports, even when the percentage stands still); between saves, stops the build if it
-    must stop."""
+def follow_workload(organization_id: Any, workload_id: Any, message: str = "") -> bool:
+    """Bring the build of this workload up to date with it: running with its progress and the
+    worker's stage, queued again after its worker was lost, or ended as it ended. Safe to repeat:
+    a build that has ended is left alone. Returns whether it ended the build."""
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return False
+    found = (
+        AvatarBuild.objects.for_organization(organization)
+        .filter(workload_id=workload_id, status__in=ACTIVE)
+        .values_list("pk", "status")
+        .first()
+    )
+    if found is None:
+        return False  # not a build's workload, or the build has ended
+    workload = Workload.objects.for_organization(organization).filter(pk=workload_id).first()
+    if workload is None or (workload.state in _WAITING and found[1] == BuildStatus.QUEUED):
+        return False  # admitted, placed: nothing to tell the build yet
+    # Reasons are stored for the organization's people: in their language.
+    with translation.override(organization.locale), transaction.atomic():
+        build = _lock(organization, found[0])
+        if build is None or build.status not in ACTIVE:
+            return False
+        workload.refresh_from_db()
+        log = logger.bind(organization=organization.slug, build=str(build.pk))
+        if workload.state == WorkloadState.SUCCEEDED:
+            _publish(build, workload, log)
+        elif workload.state == WorkloadState.FAILED:
+            code, reason = _failure(workload, log)
+            _end(SYSTEM, build, BuildStatus.FAILED, code, reason, "build.fail")
+            log.info("build_failed", code=code)
+        elif workload.state in FINAL_STATES:  # cancelled or preempted outside this package
+            reason = _("Its GPU work was stopped: %(reason)s") % {"reason": workload.reason}
+            _end(SYSTEM, build, BuildStatus.CANCELLED, "cancelled", reason, "build.cancel")
+            log.info("build_cancelled", code=workload.reason_code)
+        elif workload.state == WorkloadState.RUNNING:
+            _advance(build, workload, message)
+            return False
+        elif build.status == BuildStatus.RUNNING:  # back in the queue: its worker was lost
+            build.status, build.stage, build.progress = BuildStatus.QUEUED, "", 0
+            build.save(update_fields=["status", "stage", "progress"])
+            log.info("build_requeued", reason=workload.reason_code)
+            return False
+        return build.status not in ACTIVE
 
-    def __init__(self, build: AvatarBuild) -> None:
-        self.build = build
-        self.saved = (build.stage, build.progress)
-        self.beat = build.heartbeat_at or timezone.now()
 
-    def check(self) -> None:
-        build = (
-            AvatarBuild.objects.for_organization(self.build.organization)
-            .filter(pk=self.build.pk)
-            .values("status", "cancel_requested", "failure_code", "failure_reason")
-            .first()
-        )
-        if build is None or build["status"] != BuildStatus.RUNNING:
-            raise _Stopped("cancelled", _("The build was stopped."))
-        if build["cancel_requested"]:
-            raise _Stopped(build["failure_code"] or "cancelled", build["failure_reason"])
-        consent = Consent.objects.for_organization(self.build.organization).get(
-            pk=self.build.consent_id
-        )
-        problem = consent_problem(consent, self.build.avatar)
-        if problem:
-            code = "consent_revoked" if consent.revoked_at else "consent_expired"
-            raise _Stopped(code, problem)
+def _advance(build: AvatarBuild, workload: Workload, stage: str) -> None:
+    """A running workload's progress on its build (and its stage, when the worker named one)."""
+    now = timezone.now()
+    if build.status == BuildStatus.QUEUED:
+        build.status = BuildStatus.RUNNING
+        build.started_at = build.started_at or now
+        build.stage = "starting"
+    if stage:
+        build.stage = stage[:STAGE_MAX_LENGTH]
+    build.progress = max(1, min(99, int(workload.progress * 100)))
+    build.heartbeat_at = now
+    build.save(update_fields=["status", "started_at", "stage", "progress", "heartbeat_at"])
 
-    def report(self, stage: str, progress: int) -> None:
-        now = timezone.now()
-        if (stage, progress) == self.saved and now - self.beat < HEARTBEAT_EVERY:
-            return
-        self.check()
-        AvatarBuild.objects.for_organization(self.build.organization).filter(
-            pk=self.build.pk, status=BuildStatus.RUNNING
-        ).update(stage=stage, progress=progress, heartbeat_at=now)
-        self.saved, self.beat = (stage, progress), now
 
-    def span(self, stage: str, start: int, end: int) -> builder.Progress:
-        """A callback for one step, mapping its fraction done onto [start, end] percent."""
-        return lambda fraction: self.report(stage, start + int((end - start) * fraction))
+def _workload_of(build: AvatarBuild) -> Workload | None:
+    if build.workload_id is None:
+        return None
+    return (
+        Workload.objects.for_organization(build.organization).filter(pk=build.workload_id).first()
+    )
+
+
+def _discard_outputs(organization: Organization, workload_id: Any) -> None:
+    workload = Workload.objects.for_organization(organization).filter(pk=workload_id).first()
+    if workload is not None and workload.state in FINAL_STATES:
+        artifacts.discard_outputs(workload)
+
+
+# Why a build pipeline failed, by the code its worker gave: the build's failure code and the
+# reason in the reader's language (the same words as the worker's, which are English).
+_PIPELINE_FAILURES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "no_video": ("no_video", lambda details: _("The footage has no pictures.")),
+    "no_face": (
+        "no_face",
+        lambda details: _(
+            "No frontal face was found in the footage; film the person facing the camera."
+        ),
+    ),
+    "too_blurry": (
+        "too_blurry",
+        lambda details: (
+            _(
+                "The sharpest frame of the face is blurred (sharpness %(sharpness).0f, at least "
+                "%(minimum).0f needed); film in focus, with more light and a steady camera."
+            )
+            % {
+                "sharpness": float(details.get("sharpness", 0)),
+                "minimum": float(details.get("minimum", 0)),
+            }
+        ),
+    ),
+    "no_audio": ("no_audio", lambda details: _("The footage has no sound.")),
+    "voice_too_short": (
+        "no_voice",
+        lambda details: _("The footage's sound is too short to hear the voice."),
+    ),
+    "no_speech": (
+        "no_voice",
+        lambda details: _(
+            "No speech was found in the footage's sound; film the person speaking clearly."
+        ),
+    ),
+    "footage_unreadable": (
+        "footage_unreadable",
+        lambda details: (
+            _("The footage cannot be decoded (%(detail)s); upload it again.")
+            % {"detail": str(details.get("detail", ""))}
+        ),
+    ),
+}
+
+
+def _internal_error() -> str:
+    return _(
+        "The build stopped because of an error on our side; it has been logged. "
+        "Start the build again."
+    )
+
+
+def _failure(workload: Workload, log: Any) -> tuple[str, str]:
+    """The build's failure code and reason for a failed workload."""
+    if workload.reason_code == "pipeline_failed":
+        known = _PIPELINE_FAILURES.get(str(workload.result.get("code", "")))
+        if known is not None:
+            details = workload.result.get("details")
+            code, reason = known
+            return code, reason(details if isinstance(details, dict) else {})
+    if workload.reason_code == "worker_lost":
+        return "worker_lost", _(
+            "The worker running this build was lost %(count)d times in a row and the build was "
+            "given up. The avatar is as it was before the build; start the build again."
+        ) % {"count": workload.failures}
+    log.error("build_workload_failed", code=workload.reason_code, reason=workload.reason)
+    return "internal_error", _internal_error()
+
+
+class _Unpublishable(Exception):
+    """The worker's result does not describe a bundle whose parts were delivered intact."""
 
 
 def _workdir(build: AvatarBuild) -> Path:
-    """Where a running build writes; beside the versions' folders, renamed to v{n} on success."""
+    """Where a bundle is put together; beside the versions' folders, renamed to v{n} at the end."""
     avatar_folder = f"avatars/{build.organization_id}/{build.avatar_id}"
     return Path(settings.MEDIA_ROOT) / avatar_folder / f".build-{build.pk}"
 
 
-@transaction.atomic
-def _claim(organization: Organization, build_id: str) -> AvatarBuild | None:
-    build = _lock(organization, build_id)
-    if build is None or build.status not in ACTIVE:
-        return None  # finished already: a retried or duplicated task does nothing
-    if build.cancel_requested:
-        code, reason = build.failure_code, build.failure_reason
-        _end(SYSTEM, build, BuildStatus.CANCELLED, code, reason, "build.cancel")
-        return None
-    build.status = BuildStatus.RUNNING
-    now = timezone.now()
-    build.started_at = build.started_at or now
-    build.heartbeat_at = now
-    build.stage, build.progress = "starting", 1
-    build.save(update_fields=["status", "started_at", "heartbeat_at", "stage", "progress"])
-    return (
-        AvatarBuild.objects.for_organization(organization)
-        .select_related("avatar", "footage", "consent", "organization")
-        .get(pk=build.pk)
-    )
-
-
-@transaction.atomic
-def _publish(
-    build: AvatarBuild, workdir: Path, portrait: builder.Portrait, voice: dict[str, Any]
-) -> AvatarVersion | None:
+def _publish(build: AvatarBuild, workload: Workload, log: Any) -> None:
+    """A succeeded workload on its locked build: its parts become version n+1's bundle and the
+    avatar's current version — unless the consent lapsed meanwhile, or the parts did not arrive
+    intact (then the build fails and the avatar is as before)."""
     organization = build.organization
+    consent = Consent.objects.for_organization(organization).get(pk=build.consent_id)
+    problem = consent_problem(consent, build.avatar)
+    if problem:
+        code = "consent_revoked" if consent.revoked_at else "consent_expired"
+        _end(SYSTEM, build, BuildStatus.CANCELLED, code, problem, "build.cancel", asked=True)
+        log.info("build_cancelled", code=code)
+        return
     avatar = (
         Avatar.objects.for_organization(organization).select_for_update().get(pk=build.avatar_id)
     )
-    locked = _lock(organization, build.pk)
-    if locked is None or locked.status != BuildStatus.RUNNING:
-        return None
-    if locked.cancel_requested:
-        raise _Stopped(locked.failure_code or "cancelled", locked.failure_reason)
     versions = AvatarVersion.objects.for_organization(organization).filter(avatar=avatar)
     number = (versions.aggregate(last=Max("number"))["last"] or 0) + 1
     relative = bundle_directory(avatar, number)
-    builder.write_manifest(
-        workdir,
-        portrait,
-        {
-            "avatar": str(avatar.pk),
-            "version": number,
-            "build": str(build.pk),
-            "consent": str(build.consent_id),
-            "footage": {"upload": str(build.footage_id), "sha256": build.footage.sha256},
-            "created_at": timezone.now().isoformat(),
-        },
-    )
-    final = Path(settings.MEDIA_ROOT) / relative
-    # Left by a build whose transaction did not commit: no version row names it.
-    shutil.rmtree(final, ignore_errors=True)
-    workdir.rename(final)
+    workdir = _workdir(build)
+    try:
+        portrait, voice = _assemble(workload, workdir)
+        build_pipeline.write_manifest(
+            workdir,
+            portrait,
+            {
+                "avatar": str(avatar.pk),
+                "version": number,
+                "build": str(build.pk),
+                "consent": str(build.consent_id),
+                "footage": {"upload": str(build.footage_id), "sha256": build.footage.sha256},
+                "workload": str(workload.pk),
+                "created_at": timezone.now().isoformat(),
+            },
+        )
+        final = Path(settings.MEDIA_ROOT) / relative
+        # Left by a publication whose transaction did not commit: no version row names it.
+        shutil.rmtree(final, ignore_errors=True)
+        workdir.rename(final)
+    except _Unpublishable as error:
+        log.error("build_unpublishable", workload=str(workload.pk), problem=str(error))
+        _end(SYSTEM, build, BuildStatus.FAILED, "internal_error", _internal_error(), "build.fail")
+        return
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     version = AvatarVersion.objects.create(
         organization=organization,
         avatar=avatar,
         number=number,
         consent_id=build.consent_id,
-        build=locked,
+        build=build,
         portrait=f"{relative}/portrait.png",
         bundle=relative,
         voice_profile=voice,
@@ -390,79 +528,48 @@ def _publish(
     if avatar.status != AvatarStatus.RETIRED:
         avatar.status = AvatarStatus.READY
     avatar.save(update_fields=["current_version", "status", "updated_at"])
-    before_build = audit.snapshot(locked)
-    locked.status = BuildStatus.SUCCEEDED
-    locked.stage, locked.progress = "done", 100
-    locked.result_version = version
-    locked.finished_at = timezone.now()
-    locked.save(update_fields=["status", "stage", "progress", "result_version", "finished_at"])
-    after_build = audit.snapshot(locked)
+    before_build = audit.snapshot(build)
+    build.status = BuildStatus.SUCCEEDED
+    build.stage, build.progress = "done", 100
+    build.result_version = version
+    build.started_at = build.started_at or workload.started_at
+    build.finished_at = timezone.now()
+    build.save(
+        update_fields=["status", "stage", "progress", "result_version", "started_at", "finished_at"]
+    )
+    after_build = audit.snapshot(build)
     audit.record(
         SYSTEM, organization, "avatar_version.create", version, after=audit.snapshot(version)
     )
     audit.record_update(SYSTEM, organization, "avatar.update", avatar, before=before_avatar)
     audit.record(
-        SYSTEM, organization, "build.succeed", locked, before=before_build, after=after_build
+        SYSTEM, organization, "build.succeed", build, before=before_build, after=after_build
     )
-    return version
+    workload_id = workload.pk
+    transaction.on_commit(lambda: _discard_outputs(organization, workload_id))
+    log.info("build_succeeded", version=number)
 
 
-@transaction.atomic
-def _stop(organization: Organization, build_id: Any, status: str, code: str, reason: str) -> None:
-    build = _lock(organization, build_id)
-    if build is not None and build.status in ACTIVE:
-        action = "build.cancel" if status == BuildStatus.CANCELLED else "build.fail"
-        _end(SYSTEM, build, status, code, reason, action)
+def _assemble(workload: Workload, workdir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copy the delivered parts into `workdir`, each checked against the result's SHA-256;
+    returns the result's account of the portrait and the voice profile."""
+    result = workload.result
+    files, portrait, voice = result.get("files"), result.get("portrait"), result.get("voice")
+    if not (isinstance(files, dict) and isinstance(portrait, dict) and isinstance(voice, dict)):
+        raise _Unpublishable("the result lacks files, portrait or voice")
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    for name in build_pipeline.BUNDLE_PARTS:
+        described = files.get(name)
+        sha256 = described.get("sha256") if isinstance(described, dict) else None
+        delivered = artifacts.output_file(workload, name, str(sha256 or ""))
+        if delivered is None:
+            raise _Unpublishable(f"{name} was not delivered intact")
+        shutil.copyfile(delivered, workdir / name)
+    return portrait, voice
 
 
-def run_build(organization_id: str, build_id: str) -> None:
-    """Do the work of a queued build (the Celery task's body). Safe to run again."""
-    organization = Organization.objects.filter(pk=organization_id).first()
-    if organization is None:
-        return
-    build = _claim(organization, build_id)
-    if build is None:
-        return
-    log = logger.bind(organization=organization.slug, build=build_id)
-    footage_path = uploads.path_of(build.footage)
-    workdir = _workdir(build)
-    progress = _Progress(build)
-    # Reasons are stored for the organization's people: in their language.
-    with translation.override(organization.locale):
-        try:
-            progress.report("portrait", 2)
-            portrait = builder.pick_portrait(footage_path, progress.span("portrait", 2, 60))
-            progress.report("voice", 60)
-            voice = builder.voice_profile(footage_path, progress.span("voice", 60, 90))
-            progress.report("bundle", 90)
-            builder.write_parts(workdir, portrait, voice)
-            progress.report("bundle", 95)
-            version = _publish(build, workdir, portrait, voice)
-            if version is not None:
-                log.info("build_succeeded", version=version.number)
-        except _Stopped as stopped:
-            _stop(organization, build.pk, BuildStatus.CANCELLED, stopped.code, stopped.reason)
-            log.info("build_cancelled", code=stopped.code)
-        except builder.BuildProblem as problem:
-            _stop(organization, build.pk, BuildStatus.FAILED, problem.code, problem.message)
-            log.info("build_failed", code=problem.code)
-        except Exception:
-            log.exception("build_crashed")
-            _stop(
-                organization,
-                build.pk,
-                BuildStatus.FAILED,
-                "internal_error",
-                _(
-                    "The build stopped because of an error on our side; it has been logged. "
-                    "Start the build again."
-                ),
-            )
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-# --- Watchdog -------------------------------------------------------------------------------------
+# --- Sweeping -------------------------------------------------------------------------------------
 
 
 def _lost_reason(last: dt.datetime, organization: Organization) -> str:
@@ -477,36 +584,49 @@ def _lost_reason(last: dt.datetime, organization: Organization) -> str:
     }
 
 
-def fail_lost_builds(now: dt.datetime | None = None) -> int:
-    """Fail every running build whose worker stopped reporting (no heartbeat for LOST_AFTER).
+def sweep_builds(now: dt.datetime | None = None) -> int:
+    """Catch up and clean up: returns how many builds it ended.
 
-    A worker that died mid-build (killed, out of memory, its machine gone) never ends its build;
-    without this the avatar would stay `building` for good and no new build could start. The
-    build fails with code `worker_lost` and a reason saying so (one asked to stop is cancelled
-    instead); the avatar returns to its former state, as after any failed build, and its previous
-    version stays current. Should the worker still be alive after all, its late result is dropped
-    (`_publish` finds the build ended). Returns how many builds it ended.
+    A build whose workload has ended while the build did not follow (its signal was missed: the
+    process stopped between the commit and the signal, a receiver failed) is brought up to date
+    from the workload, exactly as the signal would have. Lost workers are not this sweep's
+    business: the orchestrator requeues their work and fails it after repeated losses, and the
+    build follows. Only a build that no workload runs (started before builds ran on workers, or
+    its workload deleted) and that has been silent for LOST_AFTER is failed here as lost (one
+    asked to stop is cancelled instead); the avatar returns to its former state.
 
-    Cross-tenant: running builds of every organization are looked at; each is ended in its own
-    transaction, under its lock, after checking again that it is still running and silent.
+    Cross-tenant: active builds of every organization are looked at; each is ended in its own
+    transaction, under its lock, after checking again that it is still active.
     """
     now = now or timezone.now()
-    cutoff = now - LOST_AFTER
-    silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    lost = (
+    ended = 0
+    behind = (
         AvatarBuild.objects.unscoped_dangerously()
-        .filter(silent, status=BuildStatus.RUNNING)
+        .filter(status__in=ACTIVE, workload__state__in=FINAL_STATES)
+        .values_list("organization_id", "workload_id")
+    )
+    for organization_id, workload_id in list(behind):
+        ended += follow_workload(organization_id, workload_id)
+    cutoff = now - LOST_AFTER
+    never = {"heartbeat_at__isnull": True, "started_at__isnull": True}
+    silent = (
+        Q(heartbeat_at__lt=cutoff)
+        | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+        | Q(**never, created_at__lt=cutoff)
+    )
+    orphans = (
+        AvatarBuild.objects.unscoped_dangerously()
+        .filter(silent, status__in=ACTIVE, workload__isnull=True)
         .values_list("organization_id", "pk")
     )
-    ended = 0
-    for organization_id, build_id in list(lost):
+    for organization_id, build_id in list(orphans):
         organization = Organization.objects.get(pk=organization_id)
         with transaction.atomic(), translation.override(organization.locale):
             build = _lock(organization, build_id)
-            if build is None or build.status != BuildStatus.RUNNING:
+            if build is None or build.status not in ACTIVE or build.workload_id is not None:
                 continue
-            last = build.heartbeat_at or build.started_at
-            if last is None or last >= cutoff:
+            last = build.heartbeat_at or build.started_at or build.created_at
+            if last >= cutoff:
                 continue  # it reported meanwhile
             if build.cancel_requested:  # asked to stop, and nobody is left to stop it: it ends
                 code, reason = build.failure_code, build.failure_reason

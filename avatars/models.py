@@ -202,7 +202,12 @@ class AvatarBuild(TenantOwned):
     stage = models.CharField(max_length=64, blank=True)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_reason = models.CharField(max_length=500, blank=True)
+    # Someone asked for the stop (a person, a lapsed consent); it ends the build at once.
     cancel_requested = models.BooleanField(default=False)
+    # The GPU work that builds it (inference); the build follows its progress and its end.
+    workload = models.ForeignKey(
+        "inference.Workload", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     result_version = models.ForeignKey(
         "AvatarVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -211,8 +216,7 @@ class AvatarBuild(TenantOwned):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    # Written with each progress report of a running build: the watchdog fails a build whose
-    # worker stopped writing it (see `builds.fail_lost_builds`).
+    # Written with each progress report of its worker (see `builds.follow_workload`).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -7,11 +7,6 @@ from celery import shared_task
 from avatars import builds, consent, reviews, uploads
 
 
-@shared_task(name="avatars.run_build", acks_late=True)
-def run_build(organization_id: str, build_id: str) -> None:
-    builds.run_build(organization_id, build_id)
-
-
 @shared_task(name="avatars.enforce_consents")
 def enforce_consents() -> int:
     return consent.enforce_lapsed_consents()
@@ -24,8 +19,9 @@ def create_monthly_reviews() -> int:
 
 @shared_task(name="avatars.requeue_stale_builds")
 def requeue_stale_builds() -> int:
-    """Fail running builds whose worker stopped reporting (see `builds.fail_lost_builds`)."""
-    return builds.fail_lost_builds()
+    """Catch up builds whose workload ended unnoticed; fail those nothing runs
+    (see `builds.sweep_builds`)."""
+    return builds.sweep_builds()
 
 
 @shared_task(name="avatars.purge_abandoned_uploads")

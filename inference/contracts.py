@@ -18,6 +18,13 @@ HEARTBEAT_PATH = "/api/v1/inference/worker/heartbeat/"
 ASSIGNMENTS_PATH = "/api/v1/inference/worker/assignments/"
 REPORTS_PATH = "/api/v1/inference/worker/reports/"
 RELEASE_PATH = "/api/v1/inference/worker/release/"
+KNOWLEDGE_PATH = "/api/v1/inference/worker/sessions/{workload}/knowledge/"
+SESSION_SOCKET_PATH = "/ws/inference/worker/sessions/{workload}/"
+# Files of a workload attempt (`?attempt=N`): GET an input the spec names, PUT an output (raw
+# bytes with their SHA-256 in SHA256_HEADER; sending one again replaces it).
+INPUT_PATH = "/api/v1/inference/worker/workloads/{workload}/inputs/{name}/"
+OUTPUT_PATH = "/api/v1/inference/worker/workloads/{workload}/outputs/{name}/"
+SHA256_HEADER = "X-Content-SHA256"
 
 # Environment of a worker process, set by the backend that starts it.
 ENV_CONTROL_URL = "IRONBOWL_CONTROL_URL"
@@ -28,6 +35,9 @@ ENV_PIPELINE = "IRONBOWL_PIPELINE"
 ENV_SLOTS = "IRONBOWL_SLOTS"
 ENV_METRICS_PORT = "IRONBOWL_METRICS_PORT"
 ENV_EXIT_WHEN_IDLE_S = "IRONBOWL_EXIT_WHEN_IDLE_S"
+ENV_LLM_URL = "IRONBOWL_LLM_URL"  # an OpenAI-compatible endpoint, e.g. http://vllm:8000/v1
+ENV_LLM_MODEL = "IRONBOWL_LLM_MODEL"
+ENV_LLM_API_KEY = "IRONBOWL_LLM_API_KEY"
 
 ReportKind = Literal["progress", "usage", "result"]
 ResultStatus = Literal["succeeded", "failed"]
@@ -75,15 +85,50 @@ class Registration:
         }
 
 
+def script_version(spec: dict[str, Any]) -> int:
+    """The script version a live workload's spec holds: 1 when it names none, 0 when it names
+    something that is not a version (the pipeline refuses such a spec)."""
+    version = spec.get("script_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        return 0
+    return version
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptUpdate:
+    """A newer script for a live workload the worker runs, sent in the heartbeat's reply. The
+    segments are `{"text", "language"}` objects as the control plane stored them; the pipeline
+    checks them again before they go on air."""
+
+    version: int
+    segments: tuple[dict[str, Any], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "segments": list(self.segments)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScriptUpdate:
+        segments = data.get("segments")
+        return cls(
+            version=int(data["version"]),
+            segments=tuple(segments) if isinstance(segments, list) else (),
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Heartbeat:
     """POST heartbeat: the workloads the worker is running right now."""
 
     slots_used: int
     running: tuple[str, ...]  # workload ids
+    # Live workloads: the script version each one holds, so that only newer ones are sent.
+    scripts: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"slots_used": self.slots_used, "running": list(self.running)}
+        data: dict[str, Any] = {"slots_used": self.slots_used, "running": list(self.running)}
+        if self.scripts:
+            data["scripts"] = dict(self.scripts)
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +136,9 @@ class HeartbeatReply:
     drain: bool  # finish or hand back what runs, take nothing new, then release
     cancel: tuple[str, ...]  # workload ids to stop now (cancelled or preempted)
     heartbeat_interval_s: float
+    # Newer scripts of running live workloads, by workload id (a control plane without script
+    # updates sends none).
+    scripts: dict[str, ScriptUpdate] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HeartbeatReply:
@@ -98,6 +146,10 @@ class HeartbeatReply:
             drain=bool(data["drain"]),
             cancel=tuple(data.get("cancel", ())),
             heartbeat_interval_s=float(data["heartbeat_interval_s"]),
+            scripts={
+                str(workload_id): ScriptUpdate.from_json(update)
+                for workload_id, update in (data.get("scripts") or {}).items()
+            },
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from inference import signals
 from inference.models import (
     FINAL_STATES,
     Worker,
@@ -61,6 +62,7 @@ def transition(
         worker_id=workload.worker_id if state == WorkloadState.PLACED else None,
         attempt=workload.attempts,
     )
+    signals.announce(workload)
     return True
 
 

@@ -336,3 +336,41 @@ class Reservation(TenantOwned):
                 name="reservation_ends_after_start",
             ),
         ]
+
+
+class InteractionOutcome(models.TextChoices):
+    ANSWERED = "answered", _("Answered")
+    HANDED_OFF = "handed_off", _("Handed to a person")
+
+
+class Interaction(TenantOwned):
+    """One exchange of a conversation (`session` workload): a visitor's question, what the
+    digital employee answered or that it handed off, and how long the visitor waited for the
+    first audio of the answer."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workload = models.ForeignKey(Workload, on_delete=models.CASCADE, related_name="interactions")
+    question_id = models.CharField(max_length=64)  # the visitor's, or the relay's, id
+    question = models.TextField(_("question"))
+    language = models.CharField(_("language"), max_length=8)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=InteractionOutcome.choices)
+    answer = models.TextField(_("answer"), blank=True)
+    entry_id = models.CharField(_("knowledge entry"), max_length=64, blank=True)
+    score = models.FloatField(_("similarity"), default=0.0)
+    matched_by = models.CharField(_("matched by"), max_length=10, blank=True)
+    rephrased = models.BooleanField(_("rephrased by the language model"), default=False)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    latency_ms = models.PositiveIntegerField(_("latency to first audio (ms)"))
+    asked_at = models.DateTimeField(_("asked at"))
+
+    class Meta:
+        verbose_name = _("interaction")
+        verbose_name_plural = _("interactions")
+        ordering = ["asked_at"]
+        indexes = [models.Index(fields=["organization", "asked_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["workload", "question_id"], name="interaction_once")
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:60]

@@ -12,7 +12,16 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from inference.contracts import Heartbeat, Registration, Report, ReportOutcome, Usage
+from inference import signals
+from inference.contracts import (
+    Heartbeat,
+    Registration,
+    Report,
+    ReportOutcome,
+    ScriptUpdate,
+    Usage,
+    script_version,
+)
 from inference.lifecycle import requeue, transition
 from inference.models import (
     FINAL_STATES,
@@ -23,6 +32,7 @@ from inference.models import (
     WorkerState,
     Workload,
     WorkloadEvent,
+    WorkloadKind,
     WorkloadState,
 )
 from inference.tokens import hash_token
@@ -65,6 +75,25 @@ def heartbeat(worker: Worker, beat: Heartbeat) -> tuple[bool, list[str]]:
     }
     cancel = [workload_id for workload_id in beat.running if workload_id not in mine]
     return worker.state == WorkerState.DRAINING, cancel
+
+
+def script_updates(worker: Worker, beat: Heartbeat) -> dict[str, dict[str, Any]]:
+    """Newer scripts for the live workloads the worker runs, by workload id: for each one the
+    worker says it holds an older version of (a worker that says nothing gets nothing)."""
+    asked = [workload_id for workload_id in beat.running if workload_id in beat.scripts]
+    if not asked:
+        return {}
+    updates = {}
+    for workload_id, spec in (
+        Workload.objects.for_organization(worker.organization)
+        .filter(id__in=asked, worker=worker, kind=WorkloadKind.LIVE, state__in=ON_WORKER_STATES)
+        .values_list("id", "spec")
+    ):
+        version, segments = script_version(spec), spec.get("segments")
+        if version > beat.scripts[str(workload_id)]:
+            update = ScriptUpdate(version, tuple(segments) if isinstance(segments, list) else ())
+            updates[str(workload_id)] = update.to_json()
+    return updates
 
 
 def assignments(worker: Worker) -> list[Workload]:
@@ -130,9 +159,12 @@ def _apply(worker: Worker, workload: Workload, report: Report) -> ReportOutcome:
                 _finish(workload, report)
             elif workload.state == WorkloadState.PLACED:
                 transition(workload, WorkloadState.RUNNING, progress=_clamp(report.progress))
+                if report.message:  # the transition announced the state; this, the words
+                    signals.announce(workload, report.message)
             elif report.progress is not None:
                 workload.progress = _clamp(report.progress)
                 workload.save(update_fields=["progress"])
+                signals.announce(workload, report.message)
     except IntegrityError:
         return "duplicate"
     return "accepted"

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from inference import admission
+from inference import admission, contracts
 from inference.backends.base import (
     Backend,
     BackendUnavailable,
@@ -431,6 +431,7 @@ class Reconciler:
             pool=pool_spec(pool),
             token=token,
             control_url=settings.INFERENCE_CONTROL_URL,
+            **model_settings(pool.pipeline),
         )
         try:
             self.backend.start_worker(spec)
@@ -562,3 +563,19 @@ def _free_slots(
         if group is not None and worker_id in group:
             group[worker_id] -= slots
     return free
+
+
+def model_settings(pipeline: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    """What a pipeline's workers are told about their model backends: conversation workers
+    get the language model endpoint when one is configured (its key as a secret)."""
+    if pipeline != Pipeline.CONVERSE or not settings.INFERENCE_LLM_URL:
+        return {}
+    environment = (
+        (contracts.ENV_LLM_URL, settings.INFERENCE_LLM_URL),
+        (contracts.ENV_LLM_MODEL, settings.INFERENCE_LLM_MODEL),
+    )
+    secrets = ((contracts.ENV_LLM_API_KEY, settings.INFERENCE_LLM_API_KEY),)
+    return {
+        "environment": environment,
+        "secrets": secrets if settings.INFERENCE_LLM_API_KEY else (),
+    }

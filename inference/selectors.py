@@ -13,6 +13,7 @@ from inference import capacity
 from inference.models import (
     ACTIVE_STATES,
     GpuClass,
+    Interaction,
     Reservation,
     Worker,
     WorkerPool,
@@ -33,6 +34,15 @@ def events_of(workload: Workload) -> QuerySet[WorkloadEvent]:
         WorkloadEvent.objects.for_organization(workload.organization)
         .filter(workload=workload)
         .order_by("at", "id")
+    )
+
+
+def interactions_of(workload: Workload) -> QuerySet[Interaction]:
+    """A conversation's exchanges, oldest first."""
+    return (
+        Interaction.objects.for_organization(workload.organization)
+        .filter(workload=workload)
+        .order_by("asked_at", "id")
     )
 
 

@@ -1,13 +1,16 @@
 """Actions on inference that other packages and the API call: submit and cancel workloads,
-reserve capacity, drain a worker. Every change is one transaction."""
+update a live workload's script, reserve capacity, drain a worker. Every change is one
+transaction."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from inference.contracts import script_version
 from inference.lifecycle import start_draining, transition
 from inference.models import (
     DEFAULT_PRIORITY,
@@ -21,7 +24,12 @@ from inference.models import (
     WorkloadKind,
     WorkloadState,
 )
+from inference.pipelines.script import parse_script
+from inference.pipelines.types import StageError
+from tenants.errors import ConflictError, DomainError
 from tenants.models import Organization
+
+SPEC_MAX_BYTES = 64 * 1024
 
 
 class InferenceError(ValueError):
@@ -123,6 +131,71 @@ def cancel(workload: Workload, reason: str) -> Workload:
         if workload.state not in FINAL_STATES:
             transition(workload, WorkloadState.CANCELLED, "cancelled", reason, worker=None)
     return workload
+
+
+def update_script(
+    workload: Workload, segments: list[dict[str, Any]], base_version: int | None = None
+) -> tuple[Workload, bool]:
+    """Give a live workload that has not ended a new script, one version up; its worker gets it
+    with its next heartbeat and puts it on air at the next segment boundary. Sending the script
+    it already has changes nothing (changed=False), so a retried request is harmless. With
+    `base_version`, the update is refused if someone else changed the script since."""
+    with transaction.atomic():
+        workload = (
+            Workload.objects.for_organization(workload.organization)
+            .select_for_update()
+            .get(id=workload.id)
+        )
+        if workload.kind != WorkloadKind.LIVE:
+            raise ConflictError(
+                "not_live",
+                _("Only a live workload has a script; this one is a %(kind)s workload.")
+                % {"kind": workload.kind},
+            )
+        if workload.state in FINAL_STATES:
+            raise ConflictError(
+                "workload_ended",
+                _("This workload has ended (%(state)s); its script can no longer change.")
+                % {"state": workload.get_state_display()},
+            )
+        spec = dict(workload.spec)
+        current = script_version(spec)
+        try:
+            script = parse_script(current + 1, segments)
+        except StageError as error:
+            raise DomainError("invalid_script", str(error), field="segments") from error
+        if script.segments_json() == _segments_of(spec):
+            return workload, False
+        if base_version is not None and base_version != current:
+            raise ConflictError(
+                "script_changed",
+                _(
+                    "The script is at version %(current)s, not %(base)s: it changed meanwhile. "
+                    "Read the workload again and send your update on top of it."
+                )
+                % {"current": current, "base": base_version},
+                field="base_version",
+            )
+        spec.update(segments=script.segments_json(), script_version=script.version)
+        size = len(json.dumps(spec, ensure_ascii=False).encode())
+        if size > SPEC_MAX_BYTES:
+            raise DomainError(
+                "spec_too_large",
+                _("With this script the spec would be %(size)s bytes; at most %(limit)s.")
+                % {"size": size, "limit": SPEC_MAX_BYTES},
+                field="segments",
+            )
+        workload.spec = spec
+        workload.save(update_fields=["spec"])
+    return workload, True
+
+
+def _segments_of(spec: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The spec's segments as `update_script` stores them; None when they are not a script."""
+    try:
+        return parse_script(script_version(spec), spec.get("segments")).segments_json()
+    except StageError:
+        return None
 
 
 def drain(worker: Worker) -> Worker:

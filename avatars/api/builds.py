@@ -26,6 +26,12 @@ class BuildSerializer(StrictModelSerializer):
     consent = TenantRelatedField(Consent, read_only=True)
     result_version = TenantRelatedField(AvatarVersion, read_only=True)
     progress = serializers.IntegerField(read_only=True, help_text="Percent done, 0 to 100.")
+    workload = serializers.UUIDField(
+        source="workload_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The GPU workload that runs the build (`workloads/{id}/`): why it waits, where.",
+    )
 
     class Meta:
         model = AvatarBuild
@@ -40,6 +46,7 @@ class BuildSerializer(StrictModelSerializer):
             "failure_code",
             "failure_reason",
             "cancel_requested",
+            "workload",
             "result_version",
             "created_at",
             "started_at",
@@ -77,10 +84,12 @@ class BuildViewSet(
 ):
     """Builds of custom avatars. A build needs complete footage that passed its checks and the
     filmed person's valid consent for the avatar; the avatar is `building` until the build ends.
-    It runs in the background: follow `status`, `progress` (0–100) and `stage`. Success makes a
-    new version the avatar's current one; a failure (`failure_code`, `failure_reason`) or a
-    cancel leaves the previous version current. Cancelling a running build stops it at its next
-    step (`cancel_requested` until then)."""
+    It runs as a `build` workload on a GPU worker, at the lowest priority: follow `status`,
+    `progress` (0–100) and `stage` (`footage`, `portrait`, `voice`, `bundle`), and the workload
+    for why it waits. Success makes a new version the avatar's current one; a failure
+    (`failure_code`, `failure_reason`) or a cancel leaves the previous version current.
+    Cancelling ends the build at once (`cancel_requested`); its worker stops at its next
+    heartbeat."""
 
     model = AvatarBuild
     serializer_class = BuildSerializer

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inference import protocol
+from inference import protocol, sessions
 from inference.contracts import PROTOCOL_VERSION, Heartbeat, Registration, Report, Usage
 from inference.models import Worker
 
@@ -108,6 +108,17 @@ class RegistrationSerializer(serializers.Serializer[Any]):
 class HeartbeatSerializer(serializers.Serializer[Any]):
     slots_used = serializers.IntegerField(min_value=0, max_value=64)
     running = serializers.ListField(child=serializers.UUIDField(), max_length=64)
+    scripts = serializers.DictField(
+        child=serializers.IntegerField(min_value=0),
+        required=False,
+        default=dict,
+        help_text="Live workloads: workload id → the script version the worker holds.",
+    )
+
+    def validate_scripts(self, value: dict[str, int]) -> dict[str, int]:
+        if len(value) > 64:
+            raise serializers.ValidationError("At most 64 workloads.")
+        return value
 
 
 class AssignmentsRequestSerializer(serializers.Serializer[Any]):
@@ -202,19 +213,34 @@ class HeartbeatView(WorkerView):
                 "drain": serializers.BooleanField(),
                 "cancel": serializers.ListField(child=serializers.UUIDField()),
                 "heartbeat_interval_s": serializers.FloatField(),
+                "scripts": serializers.DictField(
+                    child=inline_serializer(
+                        "WorkerScriptUpdate",
+                        {
+                            "version": serializers.IntegerField(),
+                            "segments": serializers.ListField(child=serializers.DictField()),
+                        },
+                    ),
+                    help_text="Newer scripts of running live workloads, by workload id.",
+                ),
             },
         ),
         tags=["worker protocol"],
     )
     def post(self, request: Request) -> Response:
         data = self.valid(HeartbeatSerializer)
-        beat = Heartbeat(slots_used=data["slots_used"], running=tuple(map(str, data["running"])))
+        beat = Heartbeat(
+            slots_used=data["slots_used"],
+            running=tuple(map(str, data["running"])),
+            scripts=data["scripts"],
+        )
         drain, cancel = protocol.heartbeat(self.worker, beat)
         return Response(
             {
                 "drain": drain,
                 "cancel": cancel,
                 "heartbeat_interval_s": settings.INFERENCE_HEARTBEAT_INTERVAL_S,
+                "scripts": protocol.script_updates(self.worker, beat),
             }
         )
 
@@ -269,10 +295,44 @@ class ReleaseView(WorkerView):
         return Response({"ok": True})
 
 
+class KnowledgeRequestSerializer(serializers.Serializer[Any]):
+    attempt = serializers.IntegerField(min_value=1)
+
+
+class SessionKnowledgeView(WorkerView):
+    @extend_schema(
+        request=KnowledgeRequestSerializer,
+        responses=inline_serializer(
+            "WorkerSessionKnowledge",
+            {
+                "version": serializers.CharField(),
+                "entries": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+        tags=["worker protocol"],
+    )
+    def post(self, request: Request, workload: str) -> Response:
+        """The knowledge a session workload answers from; only for the worker it is placed on,
+        as its current attempt."""
+        data = self.valid(KnowledgeRequestSerializer)
+        found = sessions.session_of_worker(self.worker.pk, workload, data["attempt"])
+        if found is None:
+            raise exceptions.NotFound(
+                _("No session workload %(id)s runs on this worker as attempt %(attempt)s.")
+                % {"id": workload, "attempt": data["attempt"]}
+            )
+        return Response(sessions.knowledge_of(found))
+
+
 urlpatterns = [
     path("register/", RegisterView.as_view(), name="worker-register"),
     path("heartbeat/", HeartbeatView.as_view(), name="worker-heartbeat"),
     path("assignments/", AssignmentsView.as_view(), name="worker-assignments"),
     path("reports/", ReportsView.as_view(), name="worker-reports"),
     path("release/", ReleaseView.as_view(), name="worker-release"),
+    path(
+        "sessions/<uuid:workload>/knowledge/",
+        SessionKnowledgeView.as_view(),
+        name="worker-session-knowledge",
+    ),
 ]

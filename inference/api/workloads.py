@@ -22,13 +22,23 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from inference import selectors, services
-from inference.models import GpuClass, Priority, Workload, WorkloadKind, WorkloadState
+from inference.models import (
+    GpuClass,
+    Interaction,
+    Priority,
+    Workload,
+    WorkloadKind,
+    WorkloadState,
+)
+from inference.pipelines.script import DEFAULT_LANGUAGE, MAX_SEGMENTS
+from inference.pipelines.types import SUPPORTED_LANGUAGES
 from ironbowl.api.base import OrganizationViewSet
+from ironbowl.api.pagination import KeysetCursorPagination
 from ironbowl.api.serializers import StrictModelSerializer, StrictSerializer
 from tenants import audit
 from tenants.roles import Permission as P
 
-SPEC_MAX_BYTES = 64 * 1024
+SPEC_MAX_BYTES = services.SPEC_MAX_BYTES
 IDEMPOTENCY_KEY_MAX_LENGTH = 100
 CANCEL_REASON_MAX_LENGTH = 500
 
@@ -79,6 +89,45 @@ class CancelSerializer(StrictSerializer):
         required=False,
         allow_blank=True,
         help_text="Why; kept in the workload's history and the audit log.",
+    )
+
+
+class TextField(serializers.CharField):
+    """Text that must be sent as a string: a number is not silently turned into words to say."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ScriptSegmentSerializer(StrictSerializer):
+    """One segment of a live script: said in one go, followed by the idle loop."""
+
+    text = TextField(help_text="What the avatar says in this segment.")
+    language = serializers.ChoiceField(
+        choices=[(code, code) for code in SUPPORTED_LANGUAGES],
+        default=DEFAULT_LANGUAGE,
+        help_text="zh (Mandarin), yue (Cantonese) or en.",
+    )
+
+
+class ScriptUpdateSerializer(StrictSerializer):
+    """A live workload's new script, replacing the whole current one."""
+
+    segments = ScriptSegmentSerializer(  # type: ignore[call-arg]  # stubs lack max_length
+        many=True,
+        allow_empty=False,
+        max_length=MAX_SEGMENTS,
+        help_text="The whole new script, spoken in order and looped with idle between segments.",
+    )
+    base_version = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text=(
+            "The `spec.script_version` this update was made from; if the script changed since, "
+            "409 `script_changed` instead of overwriting someone else's update."
+        ),
     )
 
 
@@ -137,6 +186,31 @@ class WorkloadEventSerializer(serializers.Serializer[Any]):
 # --- Filters --------------------------------------------------------------------------------------
 
 
+class InteractionPagination(KeysetCursorPagination):
+    ordering = ("asked_at",)
+
+
+class InteractionSerializer(StrictModelSerializer):
+    class Meta:
+        model = Interaction
+        fields = [
+            "id",
+            "question_id",
+            "question",
+            "language",
+            "outcome",
+            "answer",
+            "entry_id",
+            "score",
+            "matched_by",
+            "rephrased",
+            "reason",
+            "latency_ms",
+            "asked_at",
+        ]
+        read_only_fields = fields
+
+
 class WorkloadFilter(django_filters.FilterSet):  # type: ignore[misc]  # untyped base
     state = django_filters.ChoiceFilter(choices=WorkloadState.choices)
     kind = django_filters.ChoiceFilter(choices=WorkloadKind.choices)
@@ -175,8 +249,10 @@ class WorkloadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organiza
         "list": P.WORKLOADS_VIEW,
         "retrieve": P.WORKLOADS_VIEW,
         "events": P.WORKLOADS_VIEW,
+        "interactions": P.WORKLOADS_VIEW,
         "create": P.WORKLOADS_MANAGE,
         "cancel": P.WORKLOADS_MANAGE,
+        "script": P.WORKLOADS_MANAGE,
     }
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -268,6 +344,54 @@ class WorkloadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organiza
             )
         fresh = self.get_queryset().get(pk=workload.pk)
         return Response(WorkloadSerializer(fresh).data)
+
+    @extend_schema(
+        tags=["inference"],
+        request=ScriptUpdateSerializer,
+        responses={
+            200: WorkloadSerializer,
+            409: OpenApiResponse(
+                description="`not_live`, `workload_ended` or `script_changed` (see `detail`)."
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def script(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Replace a live workload's script while it is queued or on air. The script's version
+        (`spec.script_version`) goes up by one; the worker gets the new script at its next
+        heartbeat and plays it from the next segment on. Sending the script the workload already
+        has changes nothing (200, same version)."""
+        workload = self.get_object()
+        payload = ScriptUpdateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        before = audit.snapshot(workload)
+        with transaction.atomic():
+            workload, changed = services.update_script(
+                workload,
+                [dict(segment) for segment in data["segments"]],
+                base_version=data.get("base_version"),
+            )
+            if changed:
+                audit.record_update(
+                    self.actor, self.organization, "workload.script", workload, before=before
+                )
+        fresh = self.get_queryset().get(pk=workload.pk)
+        return Response(WorkloadSerializer(fresh).data)
+
+    @extend_schema(tags=["inference"], responses=InteractionSerializer(many=True))
+    @action(
+        detail=True,
+        methods=["get"],
+        filter_backends=[],
+        pagination_class=InteractionPagination,
+    )
+    def interactions(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """A conversation's exchanges, oldest first: each question, what was answered (or that
+        it was handed to a person), and how long the visitor waited for the first audio."""
+        workload = self.get_object()
+        page = self.paginate_queryset(selectors.interactions_of(workload))
+        return self.get_paginated_response(InteractionSerializer(page, many=True).data)
 
     @extend_schema(tags=["inference"], responses=WorkloadEventSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])

@@ -44,6 +44,10 @@ class WorkerSpec:
     pool: PoolSpec
     token: str  # the worker's credential; a backend keeps it out of manifests and logs
     control_url: str
+    # Settings of the pipeline's model backends (e.g. the language model endpoint), and the
+    # secret ones among them, which a backend keeps out of manifests as it does the token.
+    environment: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -251,6 +251,8 @@ class LocalBackend:
             p for p in (source_root, os.environ.get("PYTHONPATH", "")) if p
         )
         env.update(self.extra_env)
+        env.update(dict(spec.environment))
+        env.update(dict(spec.secrets))
         env.update(
             {
                 contracts.ENV_CONTROL_URL: spec.control_url,

@@ -76,6 +76,11 @@ def namespace_name(prefix: str, organization: str) -> str:
     return prefix + dns_label(organization, max_length=63 - len(prefix))
 
 
+def _secret_key(variable: str) -> str:
+    """A Secret's key for an environment variable: IRONBOWL_LLM_API_KEY -> llm-api-key."""
+    return variable.removeprefix("IRONBOWL_").lower().replace("_", "-")
+
+
 def secret_name(worker_id: str) -> str:
     return f"{worker_id}-token"
 
@@ -124,7 +129,7 @@ def worker_secret(namespace_: str, spec: WorkerSpec, owner: Manifest | None = No
         "kind": "Secret",
         "metadata": _metadata(secret_name(spec.worker_id), worker_labels(spec), namespace_),
         "type": "Opaque",
-        "stringData": {TOKEN_KEY: spec.token},
+        "stringData": {TOKEN_KEY: spec.token, **{_secret_key(n): v for n, v in spec.secrets}},
     }
     if owner is not None:
         manifest["metadata"]["ownerReferences"] = [
@@ -181,6 +186,16 @@ def pod_spec(spec: WorkerSpec) -> Manifest:
     ]
     if pool.batch:
         env.append({"name": contracts.ENV_EXIT_WHEN_IDLE_S, "value": str(BATCH_EXIT_WHEN_IDLE_S)})
+    env.extend({"name": name, "value": value} for name, value in spec.environment)
+    env.extend(
+        {
+            "name": name,
+            "valueFrom": {
+                "secretKeyRef": {"name": secret_name(spec.worker_id), "key": _secret_key(name)}
+            },
+        }
+        for name, _value in spec.secrets
+    )
     manifest: Manifest = {
         # The orchestrator replaces failed workers itself; a kubelet restart would hide OOMs.
         "restartPolicy": "Never",

@@ -27,7 +27,7 @@ EYE_CENTRE_Y = 0.4
 EYE_CENTRE_X = (0.3, 0.7)
 EYE_SIDE = 0.25
 
-_FACE_CASCADE = "haarcascade_frontalface_default.xml"
+FACE_CASCADE = "haarcascade_frontalface_default.xml"
 _EYE_CASCADE = "haarcascade_eye.xml"
 
 
@@ -84,7 +84,8 @@ class FaceLayout:
         )
 
 
-def _cascade(name: str) -> cv2.CascadeClassifier:
+def cascade(name: str) -> cv2.CascadeClassifier:
+    """One of the Haar cascades OpenCV ships (its data folder), loaded."""
     classifier = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name))  # type: ignore[attr-defined]
     if classifier.empty():
         raise RuntimeError(f"OpenCV's {name} could not be loaded")
@@ -113,7 +114,7 @@ def locate_face(portrait: np.ndarray) -> FaceLayout:
         image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     gray = np.asarray(cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)), dtype=np.uint8)
     min_side = max(24, round(min(gray.shape) * MIN_FACE_SHARE))
-    faces = _cascade(_FACE_CASCADE).detectMultiScale(
+    faces = cascade(FACE_CASCADE).detectMultiScale(
         gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
     )
     if len(faces) == 0:
@@ -140,7 +141,7 @@ def _eyes(face: npt.NDArray[np.uint8]) -> tuple[Box, Box]:
     frontal face box usually has them."""
     fh, fw = face.shape
     side = max(8, fw // 10)
-    found = _cascade(_EYE_CASCADE).detectMultiScale(
+    found = cascade(_EYE_CASCADE).detectMultiScale(
         face[: round(fh * 0.6)], scaleFactor=1.1, minNeighbors=3, minSize=(side, side)
     )
     best: list[Box | None] = [None, None]

@@ -2,15 +2,16 @@
 
 Spec: `{"segments": [{"text": str, "language": "zh" | "yue" | "en"}, ...], "portrait":
 "reference" | "portrait_path": str, "ai_label": bool, "duration_s": float, "idle_between_s":
-float, "script_version": int, "script_file": str (optional), "outputs": {"hls_dir": str,
-"rtmp_url": str} (one or both), "size": int, "fps": int, "seed": int, "latency_s": float}`.
+float, "script_version": int, "outputs": {"hls_dir": str, "rtmp_url": str} (one or both),
+"size": int, "fps": int, "seed": int, "latency_s": float}`.
 
 The stream is a timeline of `round(duration_s × fps)` frames. The program plays the script's
 segments in order (speech, mouth track and frames, as `render` makes them) with an idle loop
 between them (mouth shut, silence; blinks and head sway go on, since they are functions of the
 frame number), and starts the script again from the top until the shift ends. Between segments
-the `ScriptSource` is asked for the current script: an update (a higher `version` in
-`script_file`) is played from its first segment on.
+the `ScriptSource` is asked for the current script: an update (a higher `version`, which an
+operator sent through the control plane and the worker received with a heartbeat) is played from
+its first segment on.
 
 Pacing: frame k is due at `t0 + k / fps`, where t0 is `latency_s` (default 1 s) after the models
 are loaded; chunks are rendered and sent at most `latency_s` ahead of that, so outputs receive a
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
@@ -43,14 +43,14 @@ import numpy as np
 from inference import contracts
 from inference.pipelines import render
 from inference.pipelines.rtmp import Gap, RtmpPush, fit_audio, redact, samples_at
-from inference.pipelines.types import SUPPORTED_LANGUAGES, Speech, StageError
+from inference.pipelines.script import Script, Segment, parse_script
+from inference.pipelines.types import Speech, StageError
 from inference.worker.pipelines import PipelineFailed, WorkloadContext
 
 CHUNK_FRAMES = 10  # frames rendered and sent together: 0.4 s at 25 frames/s
 REPORT_EVERY_S = 10.0
 MAX_SHIFT_S = 24 * 3600.0
 MAX_IDLE_S = 600.0
-MAX_SEGMENTS = 200
 DEFAULT_LATENCY_S = 1.0
 HLS_SEGMENT_S = 2.0
 
@@ -58,87 +58,37 @@ HLS_SEGMENT_S = 2.0
 # -- the script ----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Segment:
-    text: str
-    language: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Script:
-    version: int
-    segments: tuple[Segment, ...]
-
-
-def parse_script(version: object, segments: object) -> Script:
-    """A script from untrusted JSON values; StageError says what is wrong."""
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise StageError("`script_version` must be a whole number ≥ 0.")
-    if not isinstance(segments, list) or not segments:
-        raise StageError("The script has no segments: give `segments`, a list of {text, language}.")
-    if len(segments) > MAX_SEGMENTS:
-        raise StageError(f"The script has {len(segments)} segments; the limit is {MAX_SEGMENTS}.")
-    parsed = []
-    for number, item in enumerate(segments, start=1):
-        if not isinstance(item, dict):
-            raise StageError(f"Segment {number} must be an object with `text` and `language`.")
-        text, language = item.get("text"), item.get("language", "zh")
-        if not isinstance(text, str) or not text.strip():
-            raise StageError(f"Segment {number} is empty: give the text to speak in `text`.")
-        if language not in SUPPORTED_LANGUAGES:
-            raise StageError(
-                f"Segment {number}: language {language!r} is not supported; use one of "
-                f"{', '.join(SUPPORTED_LANGUAGES)}."
-            )
-        parsed.append(Segment(text, str(language)))
-    return Script(version, tuple(parsed))
-
-
 class ScriptSource(Protocol):
-    """Where the live loop gets the script between segments. The control plane will deliver
-    updates over the worker protocol; a file is the first source."""
+    """Where the live loop gets the script between segments."""
 
     def current(self) -> Script: ...
 
 
-class StaticScript:
-    def __init__(self, script: Script) -> None:
-        self._script = script
+class ControlPlaneScript:
+    """The script as the control plane last sent it: an operator's update reaches the worker in
+    a heartbeat's reply and the worker hands it to the workload's context. Only a higher version
+    replaces the one on air; one that cannot be parsed leaves the current script on air (the
+    stream must not stop for a bad update) and its reason in `error`."""
 
-    def current(self) -> Script:
-        return self._script
-
-
-class FileScript:
-    """The script in a JSON file `{"version": int, "segments": [...]}`, re-read when the file
-    changes. Only a higher version replaces the one on air; a file that cannot be read or parsed
-    leaves the current script on air (the stream must not stop for a bad edit) and its reason in
-    `error`."""
-
-    def __init__(self, path: Path, initial: Script) -> None:
-        self.path = path
+    def __init__(self, ctx: WorkloadContext, initial: Script) -> None:
+        self._ctx = ctx
         self._script = initial
-        self._seen: tuple[int, int] | None = None
+        self._refused = -1  # the version last refused, so it is parsed once
         self.error = ""
 
     def current(self) -> Script:
+        update = self._ctx.script()
+        if update is None or update.version <= self._script.version:
+            return self._script
+        if update.version == self._refused:
+            return self._script
         try:
-            stat = self.path.stat()
-        except OSError:
+            script = parse_script(update.version, list(update.segments))
+        except StageError as error:
+            self._refused = update.version
+            self.error = f"script v{update.version} ignored: {error}"
             return self._script
-        if (stat.st_mtime_ns, stat.st_size) == self._seen:
-            return self._script
-        self._seen = (stat.st_mtime_ns, stat.st_size)
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise StageError("the file must hold an object with `version` and `segments`")
-            script = parse_script(data.get("version"), data.get("segments"))
-        except (OSError, ValueError) as error:  # StageError and JSONDecodeError are ValueErrors
-            self.error = f"script file {self.path} ignored: {error}"
-            return self._script
-        if script.version > self._script.version:
-            self._script, self.error = script, ""
+        self._script, self.error = script, ""
         return self._script
 
 
@@ -148,7 +98,6 @@ class FileScript:
 @dataclasses.dataclass(frozen=True)
 class LiveSpec:
     script: Script
-    script_file: Path | None
     portrait: str
     ai_label: bool
     duration_s: float
@@ -192,10 +141,8 @@ def parse_spec(spec: dict[str, Any]) -> LiveSpec:
         not isinstance(rtmp_url, str) or not rtmp_url.startswith(("rtmp://", "rtmps://"))
     ):
         raise StageError("`outputs.rtmp_url` must be an rtmp:// or rtmps:// URL.")
-    script_file = spec.get("script_file")
     return LiveSpec(
         script=script,
-        script_file=Path(str(script_file)) if script_file else None,
         portrait=shape["portrait"],
         ai_label=bool(spec.get("ai_label", True)),
         duration_s=duration,
@@ -210,10 +157,14 @@ def parse_spec(spec: dict[str, Any]) -> LiveSpec:
 
 
 def _output_path(value: str) -> Path:
-    """A relative HLS directory lives under the worker's output directory."""
+    """The HLS directory, always under the worker's output directory: a workload's spec is the
+    tenant's to write, so it may not name a place elsewhere on the worker's disk."""
     path = Path(value)
-    if path.is_absolute():
-        return path
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise StageError(
+            "`outputs.hls_dir` must be a folder name under the worker's output directory "
+            "(relative, without '..')."
+        )
     return Path(os.environ.get(render.ENV_OUTPUT_DIR) or "renders") / path
 
 
@@ -360,9 +311,7 @@ def _live(ctx: WorkloadContext) -> dict[str, Any]:
     torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tts = render.speech_engine()
-    source: ScriptSource = (
-        FileScript(spec.script_file, spec.script) if spec.script_file else StaticScript(spec.script)
-    )
+    source = ControlPlaneScript(ctx, spec.script)
     program = Program(
         source, tts, fps=spec.fps, rate=int(tts.sample_rate), idle_s=spec.idle_between_s
     )

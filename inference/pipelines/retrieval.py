@@ -29,7 +29,7 @@ import torch
 from inference.pipelines.language import detect_language
 from inference.pipelines.types import SUPPORTED_LANGUAGES, StageError
 
-# Calibrated on tests/inference/pipelines/fixtures/kb_bureau.json with e5-small (4-bit). e5
+# Calibrated on platform/ironbowl/demo_data/bureau_knowledge.json with e5-small (4-bit). e5
 # similarities are compressed: held-out paraphrases score ~0.85-0.95 against their topic,
 # unrelated questions ~0.75-0.86, and questions of the same shape about another agency's
 # service ("how do I apply for a passport" vs "... a business licence") ~0.88 — those are not

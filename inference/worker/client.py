@@ -8,17 +8,21 @@ library is used, so the slim image needs nothing more.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import random
+import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from inference import contracts
 
 REQUEST_TIMEOUT_S = 10.0
+TRANSFER_BLOCK = 1 << 20  # bytes read and written at a time when files move
 
 
 class ControlPlaneError(RuntimeError):
@@ -101,6 +105,54 @@ class ControlPlaneClient:
     def release(self) -> None:
         self._post(contracts.RELEASE_PATH, {})
 
+    def knowledge(self, workload_id: str, attempt: int) -> dict[str, Any]:
+        """The knowledge a session workload answers from: `{"version", "entries"}`."""
+        path = contracts.KNOWLEDGE_PATH.format(workload=workload_id)
+        return self._post(path, {"attempt": attempt})
+
+    def session_socket(self, workload_id: str, attempt: int) -> tuple[str, dict[str, str]]:
+        """The URL and headers of the websocket a session workload's pipeline opens."""
+        base = self._base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        path = contracts.SESSION_SOCKET_PATH.format(workload=workload_id)
+        return f"{base}{path}?attempt={attempt}", {"Authorization": f"Bearer {self._token}"}
+
+    def download_input(self, workload_id: str, attempt: int, name: str, destination: Path) -> None:
+        """Stream input `name` of this workload attempt into `destination`, which appears whole
+        or not at all."""
+        path = contracts.INPUT_PATH.format(workload=workload_id, name=name)
+        request = self._request(path, attempt, "GET")
+        partial = destination.with_name(f".{destination.name}.partial")
+        try:
+            with self._exchange(path, request) as response, partial.open("wb") as out:
+                shutil.copyfileobj(response, out, TRANSFER_BLOCK)
+            partial.replace(destination)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def upload_output(
+        self, workload_id: str, attempt: int, name: str, source: Path, sha256: str
+    ) -> dict[str, Any]:
+        """Send `source` as output `name` of this workload attempt; sending it again replaces
+        it. The control plane checks the SHA-256 and answers what it stored."""
+        path = contracts.OUTPUT_PATH.format(workload=workload_id, name=name)
+        with source.open("rb") as body:
+            request = self._request(path, attempt, "PUT", body)
+            request.add_header("Content-Type", "application/octet-stream")
+            request.add_header("Content-Length", str(source.stat().st_size))
+            request.add_header(contracts.SHA256_HEADER, sha256)
+            with self._exchange(path, request) as response:
+                return _json_object(path, response.read())
+
+    def _request(
+        self, path: str, attempt: int, method: str, body: BinaryIO | None = None
+    ) -> urllib.request.Request:
+        return urllib.request.Request(  # noqa: S310 - the URL is checked to be http(s)
+            f"{self._base_url}{path}?attempt={attempt}",
+            data=body,
+            method=method,
+            headers={"Authorization": f"Bearer {self._token}"},
+        )
+
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(  # noqa: S310 - the URL is checked to be http(s)
             self._base_url + path,
@@ -112,9 +164,17 @@ class ControlPlaneClient:
                 "Accept": "application/json",
             },
         )
+        with self._exchange(path, request) as response:
+            return _json_object(path, response.read())
+
+    @contextlib.contextmanager
+    def _exchange(
+        self, path: str, request: urllib.request.Request
+    ) -> Iterator[http.client.HTTPResponse]:
+        """Send the request and read its answer inside the block; failures come out sorted."""
         try:
             with urllib.request.urlopen(request, timeout=self._timeout_s) as response:  # noqa: S310
-                raw = response.read()
+                yield response
         except urllib.error.HTTPError as exc:
             detail = _excerpt(exc)
             exc.close()
@@ -126,15 +186,18 @@ class ControlPlaneClient:
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             # Refused, reset, timed out, name not resolved, cut mid-answer: all transient.
             raise ControlPlaneUnavailable(f"{path}: {exc}") from None
-        if not raw:
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise ProtocolError(f"{path}: the answer is not JSON: {raw[:200]!r}") from exc
-        if not isinstance(data, dict):
-            raise ProtocolError(f"{path}: the answer is not a JSON object: {raw[:200]!r}")
-        return data
+
+
+def _json_object(path: str, raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ProtocolError(f"{path}: the answer is not JSON: {raw[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{path}: the answer is not a JSON object: {raw[:200]!r}")
+    return data
 
 
 def _excerpt(exc: urllib.error.HTTPError) -> str:

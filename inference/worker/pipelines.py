@@ -17,10 +17,24 @@ from collections.abc import Callable
 from typing import Any
 
 from inference import contracts
+from inference.worker.client import ControlPlaneClient
 
 
 class PipelineFailed(Exception):
-    """The workload failed; the message is the result's `reason`, shown to people."""
+    """The workload failed; the message is the result's `reason`, shown to people. A `code` (a
+    machine word) and its `details` go into the result's output as `{"code", "details"}`, so
+    that the control plane can say it again in the reader's language."""
+
+    def __init__(
+        self, message: str, *, code: str = "", details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = dict(details or {})
+
+    @property
+    def output(self) -> dict[str, Any]:
+        return {"code": self.code, "details": self.details} if self.code else {}
 
 
 class WorkloadStopped(Exception):
@@ -36,11 +50,15 @@ class WorkloadContext:
         *,
         gpus: int,
         emit: Callable[[contracts.ReportKind, dict[str, Any]], None],
+        control: ControlPlaneClient | None = None,
     ) -> None:
         self.assignment = assignment
         self.gpus = gpus
+        self.control = control  # for pipelines that fetch inputs or open a session socket
         self._emit = emit
         self._stop = threading.Event()
+        self._script: contracts.ScriptUpdate | None = None
+        self._script_lock = threading.Lock()
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -68,6 +86,31 @@ class WorkloadContext:
     def usage(self, usage: contracts.Usage) -> None:
         """Report what was consumed since the previous usage report (a delta)."""
         self._emit("usage", {"usage": usage})
+
+    # -- script updates (live workloads) -------------------------------------------------------
+
+    def receive_script(self, update: contracts.ScriptUpdate) -> None:
+        """The worker hands over a newer script from the control plane; the pipeline takes it
+        up when it next asks (`script`). A version not newer than the one held is ignored."""
+        with self._script_lock:
+            if update.version > self._held_version():
+                self._script = update
+
+    def script(self) -> contracts.ScriptUpdate | None:
+        """The newest script received since the workload started; None if none came."""
+        with self._script_lock:
+            return self._script
+
+    @property
+    def script_version(self) -> int:
+        """The newest script version this workload holds (its spec's until an update came)."""
+        with self._script_lock:
+            return self._held_version()
+
+    def _held_version(self) -> int:  # with the lock held
+        if self._script is not None:
+            return self._script.version
+        return contracts.script_version(self.spec)
 
 
 Pipeline = Callable[[WorkloadContext], dict[str, Any]]
@@ -100,4 +143,6 @@ def default_registry() -> PipelineRegistry:
     registry.register("diagnostic", "inference.worker.diagnostic:run")
     registry.register("render", "inference.pipelines.render:run")
     registry.register("live", "inference.pipelines.live:run")
+    registry.register("build", "inference.pipelines.build:run")
+    registry.register("converse", "inference.pipelines.converse:run")
     return registry

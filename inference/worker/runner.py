@@ -274,14 +274,26 @@ class Worker:
     def _heartbeat(self) -> None:
         with self._lock:
             running = tuple(self._running)
+            # Live workloads say which script version they hold; newer ones come back.
+            scripts = {
+                workload_id: r.ctx.script_version
+                for workload_id, r in self._running.items()
+                if r.assignment.kind == "live"
+            }
         reply: contracts.HeartbeatReply = self._call(
             "heartbeat",
             self.client.heartbeat,
-            contracts.Heartbeat(slots_used=self._slots_used(), running=running),
+            contracts.Heartbeat(slots_used=self._slots_used(), running=running, scripts=scripts),
         )
         self._interval = reply.heartbeat_interval_s
         for workload_id in reply.cancel:
             self._stop_workload(workload_id, None, "cancelled")
+        for workload_id, update in reply.scripts.items():
+            with self._lock:
+                target = self._running.get(workload_id)
+            if target is not None:
+                log.info("%s: script version %d received", workload_id, update.version)
+                target.ctx.receive_script(update)
         if reply.drain:
             with self._lock:
                 asked = self._drain_requests == 0
@@ -391,7 +403,8 @@ class Worker:
             self._emit(running, kind, fields)
 
         running = _Running(
-            assignment, WorkloadContext(assignment, gpus=self.config.gpus, emit=emit)
+            assignment,
+            WorkloadContext(assignment, gpus=self.config.gpus, emit=emit, control=self.client),
         )
         running.thread = threading.Thread(
             target=self._run_workload,
@@ -445,7 +458,8 @@ class Worker:
         except WorkloadStopped:
             return running.stop_reason or "handed_back"
         except PipelineFailed as exc:
-            self._emit(running, "result", {"status": "failed", "reason": str(exc)})
+            failure = {"status": "failed", "reason": str(exc), "output": exc.output}
+            self._emit(running, "result", failure)
             return "failed"
         except Exception as exc:
             log.exception("pipeline %s crashed on %s", assignment.pipeline, assignment.workload_id)

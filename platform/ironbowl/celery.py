@@ -28,7 +28,7 @@ app.conf.beat_schedule = {
         "task": "avatars.create_monthly_reviews",
         "schedule": crontab(minute="30", hour="0"),
     },
-    # Every 10 minutes: a running build silent for 30 minutes lost its worker and fails.
+    # Every 10 minutes: builds catch up with workloads that ended unnoticed (sweep_builds).
     "avatars.requeue_stale_builds": {
         "task": "avatars.requeue_stale_builds",
         "schedule": crontab(minute="*/10"),

@@ -62,6 +62,10 @@ class Config(BaseSettings):
     INFERENCE_HEARTBEAT_TIMEOUT_S: float = Field(default=30.0, gt=0)
     INFERENCE_START_TIMEOUT_S: float = Field(default=600.0, gt=0)
     INFERENCE_WARM_IDLE_S: float = Field(default=3600.0, ge=0)
+    INFERENCE_SESSION_TOKEN_TTL_S: int = Field(default=300, ge=10, le=3600)
+    INFERENCE_LLM_URL: str = ""
+    INFERENCE_LLM_MODEL: str = "default"
+    INFERENCE_LLM_API_KEY: str = ""
     KUBERNETES_NAMESPACE_PREFIX: str = "ironbowl-org-"
     KUBERNETES_KUEUE_QUEUE: str = ""
     KUBERNETES_TARGET_VERSION: str = "1.33"

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import json
 import wave
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from avatars import builder, builds, catalog, consent, employments, knowledge, positions, uploads
+from avatars import builds, catalog, consent, employments, knowledge, positions, uploads
 from avatars.models import (
     Avatar,
     AvatarStatus,
@@ -35,6 +36,7 @@ from avatars.models import (
     UploadPurpose,
     Visibility,
 )
+from inference.pipelines import build as build_pipeline
 from tenants import audit
 from tenants.audit import Actor
 from tenants.models import Membership, Organization
@@ -178,253 +180,10 @@ DEMO_HIRES = (
 
 # --- Knowledge ------------------------------------------------------------------------------------
 
-# (tags, Chinese questions, Chinese answer, English questions, English answer)
-BUREAU_FAQ: tuple[tuple[str, tuple[str, ...], str, tuple[str, ...], str], ...] = (
-    (
-        "hours",
-        ("办事大厅几点上班？", "市场监管窗口的办公时间是什么？", "周末可以来办业务吗？"),
-        "政务服务大厅市场监管窗口周一至周五上午8:30–12:00、下午14:30–17:30办公，周末和法定节假日"
-        "休息。本智能服务台全天24小时在线；登记注册、年报等很多业务也可以在政务服务网上随时办理。",
-        (
-            "When is the service hall open?",
-            "What are your office hours?",
-            "Can I come at the weekend?",
-        ),
-        "The market-supervision windows in the government service hall are open Monday to Friday, "
-        "8:30–12:00 and 14:30–17:30, and closed at weekends and on public holidays. This digital "
-        "service desk answers around the clock, and many services, such as registration and annual "
-        "reports, can be done online at any time on the government service portal.",
-    ),
-    (
-        "location",
-        ("办事大厅在哪里？", "去哪里办理市场监管业务？"),
-        "市场监管业务在市民服务中心一楼政务服务大厅的“市场监管”窗口办理。进门后在取号机取号，"
-        "不清楚办什么的可以先到导办台咨询。",
-        ("Where is the service hall?", "Where do I go for market-supervision services?"),
-        "Go to the market-supervision windows of the government service hall on the ground floor "
-        "of the Citizen Service Centre. Take a number at the ticket machine by the entrance; the "
-        "help desk there tells you which window you need.",
-    ),
-    (
-        "licensing",
-        ("怎么办理个体工商户营业执照？", "开个小店要办什么证？", "个体户执照在哪里申请？"),
-        "个体工商户可以在政务服务网上申请，也可以到大厅窗口办理，一般需要经营者身份证和经营场所"
-        "使用证明（如房产证或租赁合同）。材料齐全、符合法定形式的，通常当天就能领到营业执照，也可"
-        "以申领电子营业执照。经营食品等需要许可的项目，领取执照后还要办理相应的许可。",
-        (
-            "How do I register as an individual business?",
-            "What licence do I need to open a small shop?",
-        ),
-        "Apply on the government service portal or at a window in the service hall. You usually "
-        "need the owner's ID card and proof that you may use the premises (a property "
-        "certificate or a lease). When the documents are complete, the business licence is "
-        "usually issued the same day, and you can also get an electronic licence. Activities "
-        "such as selling food need a permit as well, applied for after the licence.",
-    ),
-    (
-        "registration",
-        ("注册公司需要什么材料？", "怎么开办一家有限公司？"),
-        "开办有限责任公司可以通过“企业开办一网通办”在线申请，一次提交就能办理营业执照、公章刻制、"
-        "发票申领和社保登记等事项。需要准备公司章程、股东身份证明、法定代表人及董事、监事、经理的"
-        "任职信息和住所使用证明；企业名称可以在线自主申报。",
-        ("What do I need to register a company?", "How do I set up a limited company?"),
-        "Apply online through the one-stop business start-up service: one application covers the "
-        "business licence, the company seal, invoices and social-insurance registration. Prepare "
-        "the articles of association, the shareholders' IDs, details of the legal representative, "
-        "directors, supervisor and manager, and proof of the registered address. You can choose "
-        "and declare the company name online yourself.",
-    ),
-    (
-        "licensing",
-        ("营业执照丢了怎么办？", "营业执照遗失如何补办？"),
-        "可以在国家企业信用信息公示系统上免费发布遗失公告，然后在网上或到窗口申请补领，带法定代表人"
-        "或经营者的身份证即可。补领期间可以使用电子营业执照。",
-        ("I lost my business licence. What should I do?", "How do I replace a lost licence?"),
-        "Publish a free loss notice on the National Enterprise Credit Information Publicity "
-        "System, then apply for a replacement online or at a window with the legal "
-        "representative's or owner's ID card. Meanwhile you can use the electronic business "
-        "licence.",
-    ),
-    (
-        "registration",
-        ("公司地址变了怎么变更？", "怎么变更经营范围？", "法定代表人变更怎么办理？"),
-        "名称、住所、经营范围、法定代表人、注册资本等登记事项变化的，应当自作出变更决议或决定之日"
-        "起30日内申请变更登记，可以在网上办理。需要提交变更申请书、相关决议和新的证明材料；变更住所"
-        "的还需要新的住所使用证明。",
-        (
-            "Our company moved. How do we change the address?",
-            "How do I change the business scope?",
-        ),
-        "When the name, address, business scope, legal representative or registered capital "
-        "changes, apply for a change of registration within 30 days of the decision; it can be "
-        "done online. Submit the application form, the resolution or decision, and the new "
-        "supporting documents, such as proof of the new address.",
-    ),
-    (
-        "registration",
-        ("公司不做了怎么注销？", "什么是简易注销？"),
-        "没有债权债务或者已经清偿完毕、没有未结清税款等情形的企业，可以申请简易注销：在国家企业"
-        "信用信息公示系统公示20天，没有异议的就可以申请注销登记。其他企业需要先成立清算组、公告"
-        "债权人，再办理一般注销。",
-        ("How do I close my company?", "What is simplified deregistration?"),
-        "A company without debts, or whose debts and taxes are settled, can use simplified "
-        "deregistration: it is announced on the National Enterprise Credit Information Publicity "
-        "System for 20 days and, if nobody objects, the company applies to be deregistered. "
-        "Other companies first appoint a liquidation group and notify creditors, then deregister "
-        "the ordinary way.",
-    ),
-    (
-        "annual-report",
-        ("企业年报什么时候报？", "个体户需要报年报吗？", "忘了报年报会怎样？"),
-        "企业应当在每年1月1日至6月30日，通过国家企业信用信息公示系统报送上一年度的年度报告；"
-        "个体工商户也在同一时间段报送。逾期未报的企业会被列入经营异常名录，补报后可以申请移出。",
-        (
-            "When is the annual report due?",
-            "Do individual businesses file annual reports?",
-            "What happens if I miss the annual report?",
-        ),
-        "Companies file the previous year's annual report on the National Enterprise Credit "
-        "Information Publicity System between 1 January and 30 June every year; individual "
-        "businesses file in the same period. A company that misses the deadline is put on the "
-        "list of abnormal operations and can apply to be removed after filing.",
-    ),
-    (
-        "food-safety",
-        ("开餐馆要办什么许可证？", "食品经营许可证怎么申请？", "只卖预包装食品要办许可证吗？"),
-        "从事餐饮服务或者销售散装食品的，应当在取得营业执照后申请食品经营许可证，可以在网上提交，"
-        "需要经营场所和设备布局图、食品安全管理制度等材料，一般会进行现场核查，在10个工作日内作出"
-        "决定。仅销售预包装食品的，不需要许可，办理备案即可。",
-        (
-            "What permit do I need to open a restaurant?",
-            "How do I apply for a food business permit?",
-        ),
-        "Restaurants and shops selling unpackaged food need a food business permit, applied for "
-        "after the business licence; you can apply online with a layout of the premises and "
-        "equipment and your food-safety rules. There is usually an on-site check and a decision "
-        "within 10 working days. Selling only pre-packaged food needs no permit, just a filing.",
-    ),
-    (
-        "complaints",
-        ("怎么投诉商家？", "买的东西有问题去哪里投诉？", "12315怎么投诉？"),
-        "可以拨打12315热线，或者通过全国12315平台（网站、App或小程序）在线投诉。请说明商家名称和"
-        "地址、购买时间、经过和您的诉求，并保留发票、小票、聊天记录和照片等证据。市场监管部门收到"
-        "投诉后，一般在7个工作日内决定是否受理，受理后组织调解。",
-        ("How do I complain about a shop?", "Where can I file a consumer complaint?"),
-        "Call the 12315 hotline or file online on the national 12315 platform (website, app or "
-        "mini-program). Give the business's name and address, when you bought, what happened and "
-        "what you ask for, and keep receipts, chat records and photos. We usually decide within "
-        "7 working days whether to accept the complaint, then mediate.",
-    ),
-    (
-        "prices",
-        ("商家收费比标价高怎么办？", "遇到价格欺诈怎么举报？", "商品没有明码标价可以投诉吗？"),
-        "经营者应当明码标价，不得在标价之外加价出售或收取未标明的费用。遇到实收价格高于标价、"
-        "先低价吸引再加价、虚构原价打折等情况，请保留价签照片和付款凭证，拨打12315或在全国12315"
-        "平台举报。",
-        ("I was charged more than the marked price.", "How do I report misleading prices?"),
-        "Businesses must mark their prices clearly and may not charge more than the marked price "
-        "or add unmarked fees. If you were charged more, lured by a low price and then charged "
-        "extra, or shown a fake 'original price', keep a photo of the price tag and your receipt "
-        "and report it to 12315.",
-    ),
-    (
-        "weights-and-measures",
-        ("买菜缺斤短两怎么办？", "怀疑秤不准去哪里复秤？"),
-        "农贸市场一般设有“公平秤”，可以当场复秤。确认分量不足的，可以先要求商家补足或退款；协商不成"
-        "的，请保留购物凭证和复秤结果，拨打12315投诉。在计量器具上作弊是违法行为，我们会依法查处。",
-        ("The vendor gave me short weight.", "Where can I check whether a scale is accurate?"),
-        "Most markets have a public 'fair scale' where you can re-weigh your purchase. If it is "
-        "short, ask the vendor to make it up or refund you; if they refuse, keep the receipt and "
-        "the re-weighing result and complain to 12315. Tampering with scales is illegal and we "
-        "act on it.",
-    ),
-    (
-        "food-safety",
-        ("买到过期食品怎么办？", "在饭店吃出问题怎么投诉？", "发现食品安全问题怎么举报？"),
-        "请保留食品实物、包装、购物小票和照片，不要丢弃，并拨打12315投诉举报。根据《食品安全法》，"
-        "经营明知是不符合食品安全标准的食品的，消费者除要求赔偿损失外，还可以要求支付价款十倍或者"
-        "损失三倍的赔偿金；增加赔偿的金额不足一千元的，为一千元。身体不适的，请先就医并保留病历。",
-        ("I bought expired food.", "How do I report a food-safety problem?"),
-        "Keep the food, its packaging, the receipt and photos, and report it to 12315. Under the "
-        "Food Safety Law, if a business knowingly sold food that fails safety standards, you may "
-        "claim, besides your losses, ten times the price or three times the loss, and at least "
-        "1,000 yuan. If you feel unwell, see a doctor first and keep the medical records.",
-    ),
-    (
-        "online-shopping",
-        ("网购的东西可以七天无理由退货吗？", "网店不给退货怎么办？"),
-        "通过网络、电视、电话、邮购等方式购买商品，一般自收到商品之日起七日内可以无理由退货，但"
-        "定作的商品、鲜活易腐的商品、在线下载或已拆封的音像制品和软件等数字化商品、已交付的报纸"
-        "期刊除外。退回的商品应当完好，运费一般由消费者承担，另有约定的除外。商家拒绝的，可以通过"
-        "全国12315平台投诉。",
-        ("Can I return an online purchase within seven days?", "The online shop refuses a return."),
-        "Goods bought online, by TV, phone or mail order can generally be returned without a "
-        "reason within seven days of receipt, except made-to-order goods, fresh and perishable "
-        "goods, downloaded or unsealed audio-visual products and software, and delivered "
-        "newspapers and magazines. Return the goods in good condition; you usually pay the return "
-        "postage unless agreed otherwise. If the shop refuses, complain on the 12315 platform.",
-    ),
-    (
-        "prepaid-cards",
-        ("办的健身卡商家跑路了怎么办？", "预付卡不给退怎么办？"),
-        "请保留办卡合同、付款记录和卡片，尽快通过12315投诉；涉及人数较多或商家失联的，也可以向公安"
-        "机关报案。办卡前请选择信誉好的商家，仔细阅读合同，不要一次充值过多。",
-        (
-            "My gym closed after I bought a membership card.",
-            "The shop won't refund my prepaid card.",
-        ),
-        "Keep the contract, payment records and the card, and complain to 12315 as soon as "
-        "possible; if many people are affected or the business has vanished, also report it to "
-        "the police. Before buying a prepaid card, choose a reputable business, read the "
-        "contract and avoid paying in large amounts.",
-    ),
-    (
-        "counterfeits",
-        ("买到假货怎么办？", "怎么举报卖假冒商品的？"),
-        "请保留商品、发票和购买记录，拨打12315或者在全国12315平台举报。经营者有欺诈行为的，消费者"
-        "可以要求增加赔偿，金额为商品价款的三倍；不足五百元的，为五百元。举报人的信息依法保密。",
-        ("I bought a counterfeit product.", "How do I report someone selling fakes?"),
-        "Keep the product, the invoice and the purchase record, and report it to 12315 by phone "
-        "or on the 12315 platform. If the seller committed fraud, you may claim additional "
-        "compensation of three times the price, at least 500 yuan. Whistle-blowers' details are "
-        "kept confidential by law.",
-    ),
-    (
-        "product-quality",
-        ("家电坏了商家不给修怎么办？", "什么是三包？"),
-        "实行“三包”的商品（如多数家用电器、手机），自售出之日起7日内出现性能故障的，可以选择退货、"
-        "换货或者修理；15日内出现性能故障的，可以选择换货或者修理；在三包有效期内可以免费修理。"
-        "请保留发票和三包凭证；商家不履行的，可以拨打12315投诉。",
-        ("My new appliance broke and the shop won't fix it.", "What are the 'three guarantees'?"),
-        "For goods under the 'three guarantees' rules (most home appliances and mobile phones), "
-        "a performance fault within 7 days of sale lets you choose a refund, a replacement or a "
-        "repair; within 15 days, a replacement or a repair; and repairs are free during the "
-        "guarantee period. Keep the invoice and guarantee card; if the seller refuses, complain "
-        "to 12315.",
-    ),
-    (
-        "special-equipment",
-        ("被困电梯怎么办？", "小区电梯经常坏去哪里反映？"),
-        "被困时请保持冷静，按下轿厢内的警铃或拨打轿厢内张贴的应急救援电话，不要强行扒门。电梯属于"
-        "特种设备，维保不到位、经常出故障的，可以向市场监管部门反映，我们会依法检查使用单位和维保"
-        "单位。",
-        ("I am stuck in a lift.", "Our building's elevator keeps breaking down."),
-        "Stay calm, press the alarm button or call the emergency number posted in the car, and "
-        "do not force the doors open. Elevators are special equipment under our supervision: if "
-        "one is poorly maintained or often out of order, tell us and we will inspect the owner "
-        "and the maintenance company.",
-    ),
-    (
-        "advertising",
-        ("看到虚假广告怎么举报？", "保健品宣传能治病可以举报吗？"),
-        "广告不得含有虚假或者引人误解的内容；保健食品广告不得声称具有疾病预防、治疗功能。发现虚假"
-        "广告的，请截图或拍照记录广告内容、发布渠道和时间，拨打12315或在全国12315平台举报。",
-        ("How do I report a false advert?", "A health supplement is advertised as a cure."),
-        "Adverts may not be false or misleading, and health-food adverts may not claim to prevent "
-        "or cure disease. Take screenshots or photos of the advert, note where and when it "
-        "appeared, and report it to 12315.",
-    ),
-)
+# The bureau's knowledge lives in a data file, with held-out paraphrases that measure how well
+# conversations answer from it (tests/inference/pipelines/test_retrieval.py and the end-to-end
+# conversation test ask them).
+BUREAU_KNOWLEDGE = Path(__file__).parent / "demo_data" / "bureau_knowledge.json"
 
 HOSPITAL_FAQ: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
@@ -475,11 +234,12 @@ def _faq_csv(rows: list[tuple[str, tuple[str, ...], str, str]]) -> bytes:
 
 
 def _bureau_rows() -> list[tuple[str, tuple[str, ...], str, str]]:
-    rows = []
-    for tags, questions_zh, answer_zh, questions_en, answer_en in BUREAU_FAQ:
-        rows.append((tags, questions_zh, answer_zh, "zh-CN"))
-        rows.append((tags, questions_en, answer_en, "en-US"))
-    return rows
+    data = json.loads(BUREAU_KNOWLEDGE.read_text(encoding="utf-8"))
+    tags = {"zh": "zh-CN", "en": "en-US"}
+    return [
+        (entry["topic"], tuple(entry["questions"]), entry["answer"], tags[entry["language"]])
+        for entry in data["entries"]
+    ]
 
 
 def _hospital_rows() -> list[tuple[str, tuple[str, ...], str, str]]:
@@ -550,7 +310,7 @@ def _record_consent(
     )
 
 
-def _portrait(demo: DemoAvatar) -> builder.Portrait:
+def _portrait(demo: DemoAvatar) -> build_pipeline.Portrait:
     """A drawn head-and-shoulders picture on the avatar's colour (RGB, 512×512)."""
     size = 512
     top = np.array(demo.colour, dtype=np.float32)
@@ -573,7 +333,7 @@ def _portrait(demo: DemoAvatar) -> builder.Portrait:
         2,
         cv2.LINE_AA,
     )
-    return builder.Portrait(
+    return build_pipeline.Portrait(
         image=image, time_s=0.0, face=(164, 117, 184, 236), sharpness=0.0, score=0.0
     )
 
@@ -592,10 +352,10 @@ def _demo_version(actor: Actor, avatar: Avatar, demo: DemoAvatar, under: Consent
         "syllables_per_second": demo.syllables_per_second,
         "method": "demo: stated, not measured",
     }
-    builder.write_parts(directory, portrait, voice)
-    builder.write_manifest(
+    build_pipeline.write_parts(directory, portrait, voice)
+    build_pipeline.write_manifest(
         directory,
-        portrait,
+        build_pipeline.describe_portrait(portrait),
         {
             "avatar": str(avatar.pk),
             "version": 1,

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 
+from inference.artifacts import OUTPUT_MAX_BYTES
 from ironbowl import health
 from ironbowl.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_view
 
@@ -52,6 +53,8 @@ class RequestMetricsMiddleware:
 
 # A chunk of a resumable upload (PUT with Content-Range): larger than other API bodies.
 _UPLOAD_CHUNK_PATH = re.compile(r"^/api/v1/orgs/[^/]+/uploads/[0-9a-f-]{36}/$")
+# A file a worker delivers for its workload (inference.artifacts bounds it).
+_WORKER_OUTPUT_PATH = re.compile(r"^/api/v1/inference/worker/workloads/[0-9a-f-]{36}/outputs/")
 
 
 class ApiBodyLimitMiddleware:
@@ -65,6 +68,8 @@ class ApiBodyLimitMiddleware:
             limit: int = settings.API_MAX_BODY_BYTES
             if request.method == "PUT" and _UPLOAD_CHUNK_PATH.match(request.path):
                 limit = settings.UPLOAD_CHUNK_MAX_BYTES
+            elif request.method == "PUT" and _WORKER_OUTPUT_PATH.match(request.path):
+                limit = OUTPUT_MAX_BYTES
             length = request.META.get("CONTENT_LENGTH") or ""
             chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
             if not length and chunked:

@@ -8,6 +8,7 @@ from avatars.api.urls import organization_urlpatterns as avatars_org_urls
 from inference.api.urls import operator_urlpatterns as inference_operator_urls
 from inference.api.urls import organization_urlpatterns as inference_org_urls
 from inference.api.worker import urlpatterns as worker_protocol_urls
+from inference.api.worker_artifacts import urlpatterns as worker_artifact_urls
 from scheduling.api.urls import organization_urlpatterns as scheduling_org_urls
 from tenants.api.urls import account_urlpatterns
 from tenants.api.urls import organization_urlpatterns as tenants_org_urls
@@ -21,7 +22,7 @@ organization_urlpatterns: list[URLPattern | URLResolver] = [
 
 api_v1: list[URLPattern | URLResolver] = [
     *account_urlpatterns,
-    path("inference/worker/", include(worker_protocol_urls)),
+    path("inference/worker/", include([*worker_protocol_urls, *worker_artifact_urls])),
     path("platform/inference/", include(inference_operator_urls)),
     path("orgs/<slug:org>/", include(organization_urlpatterns)),
 ]

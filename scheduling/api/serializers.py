@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from rest_framework import serializers
+
+from avatars.models import Employment
 from ironbowl.api.serializers import StrictModelSerializer, StrictSerializer, TenantRelatedField
 from scheduling.models import Station
 from tenants.api.serializers import MemberSerializer
@@ -21,3 +26,25 @@ class OperatorGrantSerializer(StrictSerializer):
 
 
 OperatorSerializer = MemberSerializer
+
+
+class SessionOpenSerializer(StrictSerializer):
+    employment = TenantRelatedField(Employment, help_text="The digital employee who answers.")
+    language = serializers.ChoiceField(
+        choices=[("zh", "Mandarin"), ("yue", "Cantonese"), ("en", "English")],
+        default="zh",
+        help_text="The language the conversation starts in; each answer follows the question's.",
+    )
+    video = serializers.BooleanField(
+        default=True,
+        help_text="Send lip-synced video chunks with the audio (needs the avatar's portrait).",
+    )
+
+
+class SessionTicketSerializer(serializers.Serializer[Any]):
+    workload = serializers.UUIDField(help_text="The session workload (follow it like any other).")
+    state = serializers.CharField()
+    token = serializers.CharField(help_text="Give it to the visitor's widget; it is short-lived.")
+    expires_at = serializers.DateTimeField(help_text="Connect before this time.")
+    socket_path = serializers.CharField(help_text="Open this websocket and send the token first.")
+    video = serializers.BooleanField()

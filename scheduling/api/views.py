@@ -11,8 +11,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from inference.api.workloads import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LENGTH
+from inference.services import InferenceError
 from ironbowl.api.base import OrganizationViewSet
-from scheduling import selectors, services
+from scheduling import selectors, services, sessions
 from scheduling.api import filters, serializers
 from scheduling.models import Station
 from tenants.models import Membership
@@ -44,6 +46,7 @@ class StationViewSet(
         "operators": P.STATIONS_VIEW,
         "grant_operator": P.STATIONS_MANAGE,
         "revoke_operator": P.STATIONS_MANAGE,
+        "open_session": P.WORKLOADS_MANAGE,
     }
 
     def check_object_permissions(self, request: Request, obj: Any) -> None:
@@ -79,6 +82,51 @@ class StationViewSet(
         services.delete_station(self.actor, instance)
 
     @extend_schema(responses=serializers.OperatorSerializer(many=True))
+    @extend_schema(
+        request=serializers.SessionOpenSerializer,
+        responses={201: serializers.SessionTicketSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    @action(detail=True, methods=["post"], url_path="sessions")
+    def open_session(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Open a conversation for one visitor: queues a `session` workload and returns a
+        short-lived token for the visitor's websocket (`socket_path`). Call it from the widget's
+        backend with an API key; the token, not the key, goes to the browser."""
+        station = self.get_object()
+        payload = serializers.SessionOpenSerializer(
+            data=request.data, context=self.get_serializer_context()
+        )
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            too_long = _("At most %(n)s characters.") % {"n": IDEMPOTENCY_KEY_MAX_LENGTH}
+            raise exceptions.ValidationError({"Idempotency-Key": [too_long]})
+        try:
+            workload, ticket, created = sessions.open_session(
+                self.actor,
+                station,
+                data["employment"],
+                language=data["language"],
+                video=data["video"],
+                idempotency_key=key,
+            )
+        except InferenceError as error:
+            field = error.field or "non_field_errors"
+            raise exceptions.ValidationError({field: [str(error)]}) from error
+        body = {
+            "workload": workload.pk,
+            "state": workload.state,
+            "token": ticket.token,
+            "expires_at": ticket.expires_at,
+            "socket_path": ticket.socket_path,
+            "video": workload.spec.get("video", False),
+        }
+        return Response(
+            serializers.SessionTicketSerializer(body).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
     @action(detail=True, methods=["get"], pagination_class=None)
     def operators(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         operators = selectors.operators_of_station(self.get_object())

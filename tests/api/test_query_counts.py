@@ -7,11 +7,13 @@ difference between the two counts, with the extra SQL in the failure message.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, cast
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from avatars.models import (
     Avatar,
@@ -20,6 +22,7 @@ from avatars.models import (
     EmploymentStatus,
     EmploymentTransition,
 )
+from inference import sessions
 from inference.lifecycle import transition
 from inference.models import Workload, WorkloadState
 from scheduling import services as scheduling_services
@@ -67,12 +70,26 @@ def _add_workload_event(world: World) -> None:
     transition(workload, WorkloadState.QUEUED, "probe", "Requeued for a query count.")
 
 
+def _add_interaction(world: World) -> None:
+    workload = world.objects[Workload]
+    assert isinstance(workload, Workload)
+    sessions.record_interaction(
+        workload,
+        question_id=uuid.uuid4().hex,
+        question="When do you open?",
+        answer={"text": "At nine.", "language": "en"},
+        asked_at=timezone.now(),
+        latency_ms=300,
+    )
+
+
 # Collections that are not a viewset's `list` action: route name -> adds one row to the collection.
 CUSTOM_COLLECTIONS = {
     "station-operators": _add_station_operator,
     "avatar-versions": _add_avatar_version,
     "employment-transitions": _add_employment_transition,
     "workload-events": _add_workload_event,
+    "workload-interactions": _add_interaction,
 }
 
 COLLECTIONS = [

@@ -26,6 +26,7 @@ from django.conf import settings
 
 from avatars import uploads as upload_services
 from avatars.models import Upload
+from inference.worker.artifacts import file_sha256
 from tests.avatars.factories import UploadFactory
 
 PITCH_HZ = 150.0
@@ -147,11 +148,7 @@ def audio_only(seconds: float = 3.0) -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def stored_upload(organization: Any, source: Path, **fields: Any) -> Upload:

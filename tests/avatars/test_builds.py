@@ -1,10 +1,14 @@
-"""Avatar builds: what a build needs, the real work of a build, versions, failures, cancelling.
+"""Avatar builds: what a build needs, the real work of a build on a worker, versions, failures,
+cancelling.
 
-The build's Celery task is called in-process (`tasks.run_build(...)` runs its body), as a worker
-would run it; one test checks that starting a build hands it to Celery once the transaction
-commits. Footage is real video made by tests/avatars/media.py; where a test is not about the
-footage's length, a 4-second 360p clip stands in for the 2-minute footage (its upload row is made
-complete directly, skipping the upload checks that test_uploads*.py cover).
+A build runs as a `build` workload: the real reconcile pass places it on a worker, the real build
+pipeline fetches the footage and delivers the bundle's parts through the worker protocol's HTTP
+endpoints, and the build follows the workload to a published version. The worker process itself
+is simulated (tests/avatars/building.py: the pipeline runs in the test process and its reports go
+through the test client); tests/inference/test_end_to_end.py runs a real worker process. Footage
+is real video made by tests/avatars/media.py; where a test is not about the footage's length, a
+4-second 360p clip stands in for the 2-minute footage (its upload row is made complete directly,
+skipping the upload checks that test_uploads*.py cover).
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import cv2
 import pytest
 from django.utils import timezone
 
-from avatars import builder, builds, tasks
+from avatars import builds
 from avatars.models import Avatar, AvatarBuild, AvatarVersion
+from inference import contracts
+from inference.models import Priority, WorkerPool, Workload
+from inference.pipelines import build as build_pipeline
 from tenants.audit import Actor
 from tenants.models import AuditEntry
 from tests.avatars import media
+from tests.avatars.building import SimulatedWorker, committing, run_build
 from tests.avatars.factories import (
     AvatarFactory,
     ConsentFactory,
@@ -33,7 +41,7 @@ from tests.avatars.factories import (
 from tests.avatars.media import media_root  # noqa: F401  (fixture)
 from tests.avatars.test_uploads_footage import upload_file
 
-pytestmark = pytest.mark.usefixtures("media_root")
+pytestmark = pytest.mark.usefixtures("media_root", "build_pool")
 
 
 def _builds_url(org, build_id=None, suffix=""):
@@ -55,8 +63,7 @@ def _start(client, org, avatar, footage, consent):
 
 
 def _run(org, build_id) -> AvatarBuild:
-    tasks.run_build(str(org.pk), str(build_id))
-    return AvatarBuild.objects.for_organization(org).get(pk=build_id)
+    return run_build(AvatarBuild.objects.for_organization(org).get(pk=build_id))
 
 
 def _built(client, org, avatar, clip=media.SHORT_FOOTAGE, consent=None) -> AvatarBuild:
@@ -130,6 +137,13 @@ def test_two_minutes_of_footage_become_version_one_with_portrait_and_voice(api_a
     assert 0.15 < face["height"] / 720 < 0.3  # the astronaut's face, found in the frame
     assert abs(face["x"] + face["width"] / 2 - 640) < 100
     assert json.loads((bundle / "voice.json").read_text()) == version.voice_profile
+    assert manifest["workload"] == shown["workload"]
+    workload = Workload.objects.for_organization(org_a).get(pk=shown["workload"])
+    assert (workload.kind, workload.state, workload.priority) == ("build", "succeeded", 10)
+    # The delivered parts were taken into the bundle; the workload's copies are gone.
+    assert not (Path(settings.MEDIA_ROOT) / "inference" / str(org_a.pk)).exists() or not any(
+        (Path(settings.MEDIA_ROOT) / "inference" / str(org_a.pk)).iterdir()
+    )
 
 
 def test_a_rebuild_makes_version_two_while_hires_keep_version_one(api_a, org_a, org_b):
@@ -191,21 +205,24 @@ def test_a_blurred_face_fails_with_what_to_change(api_a, org_a):
 
 
 def test_progress_is_saved_as_the_stages_go(api_a, org_a):
-    """The voice step is wrapped to read the build row while it runs."""
+    """The voice step is wrapped to read the build row (and its workload) while it runs: the
+    worker's progress reports have reached the build by then."""
     avatar = AvatarFactory(organization=org_a)
     seen = []
-    real_voice_profile = builder.voice_profile
+    real_voice_profile = build_pipeline.voice_profile
 
     def observing(path, on_progress):
         row = AvatarBuild.objects.for_organization(org_a).get(avatar=avatar)
-        seen.append((row.status, row.stage, row.progress))
+        workload = Workload.objects.for_organization(org_a).get(pk=row.workload_id)
+        seen.append((row.status, row.stage, row.progress, workload.state, workload.progress))
         return real_voice_profile(path, on_progress)
 
-    with mock.patch.object(builder, "voice_profile", observing):
+    with mock.patch.object(build_pipeline, "voice_profile", observing):
         build = _built(api_a, org_a, avatar)
 
     assert build.status == "succeeded"
-    assert seen == [("running", "voice", 60)]
+    assert seen == [("running", "voice", 60, "running", 0.6)]
+    assert build.started_at <= build.heartbeat_at <= build.finished_at
 
 
 def test_a_build_needs_consent_and_says_so(api_a, org_a):
@@ -281,79 +298,113 @@ def test_one_build_at_a_time_per_avatar(api_a, org_a):
     assert second.json()["code"] == "build_in_progress"
 
 
-def test_starting_a_build_hands_it_to_celery_once_committed(
-    api_a, org_a, django_capture_on_commit_callbacks
-):
+def test_starting_a_build_submits_one_build_workload_at_the_builds_priority(api_a, org_a):
     avatar = AvatarFactory(organization=org_a)
     consent = ConsentFactory(avatar=avatar)
-    footage = UploadFactory(organization=org_a, purpose="footage")
+    footage = UploadFactory(organization=org_a, purpose="footage", sha256="ab" * 32)
 
-    with mock.patch.object(tasks.run_build, "delay") as delay:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            response = _start(api_a, org_a, avatar, footage, consent)
-        assert delay.call_count == 0  # not before the commit: the worker would not see the row
-        for callback in callbacks:
-            callback()
+    response = _start(api_a, org_a, avatar, footage, consent)
 
-    assert response.status_code == 201
-    delay.assert_called_once_with(str(org_a.pk), response.json()["id"])
+    assert response.status_code == 201, response.content
+    build = AvatarBuild.objects.for_organization(org_a).get(pk=response.json()["id"])
+    workload = Workload.objects.for_organization(org_a).get()
+    assert response.json()["workload"] == str(workload.pk) == str(build.workload_id)
+    assert (workload.kind, workload.state, workload.pool.name) == ("build", "queued", "build-cpu")
+    assert workload.priority == Priority.BUILD  # below every other kind of work
+    assert workload.spec["inputs"]["footage"] == {
+        "media": f"uploads/{org_a.pk}/{footage.pk}",
+        "sha256": "ab" * 32,
+        "bytes": footage.size,
+    }
+    # Submitting again for the same build (a retried start) is the same workload.
+    assert builds._submit(org_a, build) == workload
+    assert Workload.objects.for_organization(org_a).count() == 1
     assert AuditEntry.objects.for_organization(org_a).filter(action="build.start").exists()
 
 
-def test_cancelling_a_queued_build_ends_it_and_the_task_then_does_nothing(api_a, org_a):
+def test_without_a_build_pool_a_build_is_refused_and_nothing_changes(api_a, org_a):
+    WorkerPool.objects.filter(pipeline="build").update(is_active=False)
+    avatar = AvatarFactory(organization=org_a)
+    footage = UploadFactory(organization=org_a, purpose="footage")
+
+    response = _start(api_a, org_a, avatar, footage, ConsentFactory(avatar=avatar))
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "build_capacity_unavailable"
+    assert "ask the platform's operators" in response.json()["detail"]
+    avatar.refresh_from_db()
+    assert avatar.status == "draft"
+    assert not AvatarBuild.objects.for_organization(org_a).exists()
+    assert not Workload.objects.for_organization(org_a).exists()
+
+
+def test_cancelling_a_queued_build_ends_it_and_its_workload_never_runs(api_a, org_a):
     avatar = AvatarFactory(organization=org_a)
     started = _start(api_a, org_a, avatar, _footage(org_a), ConsentFactory(avatar=avatar))
     build_id = started.json()["id"]
 
     cancelled = api_a.post(_builds_url(org_a, build_id, "cancel/"))
-    build = _run(org_a, build_id)
+    SimulatedWorker().pass_once()
 
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
-    assert build.status == "cancelled"
-    assert build.failure_code == "cancelled"
+    build = AvatarBuild.objects.for_organization(org_a).get(pk=build_id)
+    assert (build.status, build.failure_code, build.started_at) == ("cancelled", "cancelled", None)
+    workload = Workload.objects.for_organization(org_a).get(pk=build.workload_id)
+    assert (workload.state, workload.attempts, workload.worker) == ("cancelled", 0, None)
     avatar.refresh_from_db()
     assert (avatar.status, avatar.current_version) == ("draft", None)
 
 
-def test_cancelling_a_running_build_stops_it_at_the_next_step(api_a, org_a, owner_a):
+def test_cancelling_a_running_build_ends_it_and_stops_its_worker(api_a, org_a, owner_a, settings):
     """A person cancels while the portrait is being picked (the portrait step is wrapped to send
-    the cancel, as the API would, then carry on); the build stops before the voice step."""
+    the cancel, as the API would, and the worker's next heartbeat); the build ends at once, the
+    worker is told to stop, and the parts it still tries to deliver are refused."""
     avatar = AvatarFactory(organization=org_a)
     started = _start(api_a, org_a, avatar, _footage(org_a), ConsentFactory(avatar=avatar))
     build_id = started.json()["id"]
-    real_pick_portrait = builder.pick_portrait
-    answers = []
+    build = AvatarBuild.objects.for_organization(org_a).get(pk=build_id)
+    worker = SimulatedWorker()
+    assignment = worker.place(Workload.objects.for_organization(org_a).get(pk=build.workload_id))
+    real_pick_portrait = build_pipeline.pick_portrait
+    answers, heartbeats = [], []
 
     def cancelled_meanwhile(path, on_progress):
-        answers.append(api_a.post(_builds_url(org_a, build_id, "cancel/")).json())
+        with committing():
+            answers.append(api_a.post(_builds_url(org_a, build_id, "cancel/")).json())
+        beat = {"slots_used": 1, "running": [assignment.workload_id]}
+        heartbeats.append(worker.control.post(contracts.HEARTBEAT_PATH, beat))
         return real_pick_portrait(path, on_progress)
 
-    with (
-        mock.patch.object(builder, "pick_portrait", cancelled_meanwhile),
-        mock.patch.object(builder, "voice_profile") as voice_profile,
-    ):
-        build = _run(org_a, build_id)
+    with mock.patch.object(build_pipeline, "pick_portrait", cancelled_meanwhile):
+        worker.run(assignment)  # it carries on until its delivery is refused, then stops
 
-    assert answers[0]["status"] == "running"
+    assert answers[0]["status"] == "cancelled"
     assert answers[0]["cancel_requested"] is True
-    voice_profile.assert_not_called()
+    assert heartbeats[0]["cancel"] == [assignment.workload_id]
+    build.refresh_from_db()
     assert build.status == "cancelled"
     assert build.failure_reason == f"Cancelled by {owner_a.user.email}."
     assert build.result_version is None
+    assert Workload.objects.for_organization(org_a).get(pk=build.workload_id).state == "cancelled"
+    assert not (
+        Path(settings.MEDIA_ROOT) / "inference" / str(org_a.pk) / str(build.workload_id)
+    ).exists()
     avatar.refresh_from_db()
     assert avatar.status == "draft"
 
 
-def test_a_finished_build_cannot_be_cancelled_and_running_it_again_changes_nothing(api_a, org_a):
+def test_a_finished_build_cannot_be_cancelled_and_following_it_again_changes_nothing(api_a, org_a):
     avatar = AvatarFactory(organization=org_a)
     build = _built(api_a, org_a, avatar)
     audit_count = AuditEntry.objects.for_organization(org_a).count()
 
-    again = _run(org_a, build.pk)
+    assert builds.follow_workload(org_a.pk, build.workload_id) is False
+    assert builds.sweep_builds() == 0
     cancel = api_a.post(_builds_url(org_a, build.pk, "cancel/"))
 
-    assert again.status == "succeeded"
+    build.refresh_from_db()
+    assert build.status == "succeeded"
     assert AvatarVersion.objects.for_organization(org_a).filter(avatar=avatar).count() == 1
     assert AuditEntry.objects.for_organization(org_a).count() == audit_count
     assert cancel.status_code == 409
@@ -364,7 +415,7 @@ def test_a_crash_in_the_work_fails_the_build_with_a_reason_and_keeps_the_avatar(
     avatar = AvatarFactory(organization=org_a)
     version_one = _built(api_a, org_a, avatar).result_version
 
-    with mock.patch.object(builder, "voice_profile", side_effect=MemoryError):
+    with mock.patch.object(build_pipeline, "voice_profile", side_effect=MemoryError):
         failed = _built(api_a, org_a, avatar)
 
     assert (failed.status, failed.failure_code) == ("failed", "internal_error")
@@ -399,14 +450,14 @@ def test_an_actor_without_avatar_rights_may_follow_but_not_start_builds(
 
 
 def test_a_consent_that_lapses_during_a_build_stops_it(org_a, owner_a):
-    """The consent is revoked (directly in the database, as another request would) while the
-    portrait is being picked; the build stops at its next step, naming the consent."""
+    """The consent expires (directly in the database, before the hourly sweep notices) while
+    the portrait is being picked; the build is not published, naming the consent."""
     avatar = AvatarFactory(organization=org_a)
     consent = ConsentFactory(avatar=avatar)
     build = builds.start_build(
         Actor(user=owner_a.user), org_a, avatar=avatar, footage=_footage(org_a), consent=consent
     )
-    real_pick_portrait = builder.pick_portrait
+    real_pick_portrait = build_pipeline.pick_portrait
 
     def revoked_meanwhile(path, on_progress):
         type(consent).objects.for_organization(org_a).filter(pk=consent.pk).update(
@@ -414,9 +465,51 @@ def test_a_consent_that_lapses_during_a_build_stops_it(org_a, owner_a):
         )
         return real_pick_portrait(path, on_progress)
 
-    with mock.patch.object(builder, "pick_portrait", revoked_meanwhile):
+    with mock.patch.object(build_pipeline, "pick_portrait", revoked_meanwhile):
         build = _run(org_a, build.pk)
 
     assert (build.status, build.failure_code) == ("cancelled", "consent_expired")
     assert "This consent expired on" in build.failure_reason
+    assert build.result_version is None
     assert Avatar.objects.for_organization(org_a).get(pk=avatar.pk).status == "draft"
+    assert not AvatarVersion.objects.for_organization(org_a).exists()
+
+
+def test_a_failure_reason_is_in_the_organizations_language(api_a, org_a):
+    """The worker says why in English with a code; the build says it in the reader's language."""
+    org_a.locale = "zh-hans"
+    org_a.save()
+    avatar = AvatarFactory(organization=org_a)
+
+    failed = _built(api_a, org_a, avatar, clip=media.NO_FACE)
+
+    assert (failed.status, failed.failure_code) == ("failed", "no_face")
+    assert failed.failure_reason == "素材视频中未检测到正脸；请拍摄人物正对镜头的画面。"
+    workload = Workload.objects.for_organization(org_a).get(pk=failed.workload_id)
+    assert workload.reason.startswith("No frontal face was found")
+    assert workload.result == {"code": "no_face", "details": {}}
+
+
+def test_a_lost_worker_puts_the_build_back_in_the_queue_and_a_new_worker_finishes_it(api_a, org_a):
+    """The first worker dies after its first progress report (its pod OOMKilled); the
+    orchestrator queues the workload again and places it on a new worker, which builds."""
+    avatar = AvatarFactory(organization=org_a)
+    started = _start(api_a, org_a, avatar, _footage(org_a), ConsentFactory(avatar=avatar))
+    build = AvatarBuild.objects.for_organization(org_a).get(pk=started.json()["id"])
+    workload = Workload.objects.for_organization(org_a).get(pk=build.workload_id)
+    worker = SimulatedWorker()
+    first = worker.place(workload)
+    worker.report(first, "progress", {"progress": 0.3, "message": "portrait"})
+    build.refresh_from_db()
+    assert (build.status, build.stage, build.progress) == ("running", "portrait", 30)
+
+    worker.lose(workload)
+
+    build.refresh_from_db()
+    assert (build.status, build.progress) == ("queued", 0)
+    second = worker.place(workload)
+    assert second.attempt == first.attempt + 1
+    worker.run(second)
+    build.refresh_from_db()
+    assert build.status == "succeeded", build.failure_reason
+    assert build.result_version.number == 1

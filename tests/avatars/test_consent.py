@@ -1,7 +1,8 @@
 """Consent: recording it (with a recorded clip, scope and expiry), revoking it, and what its end
-does — builds under it stop and hires of versions built under it are suspended with the reason,
-in every organization that hired the avatar. The hourly sweep is called in-process, as beat's
-worker would run it; its clock is the real one, with consents made to have expired already.
+does — builds under it are cancelled (with their workloads) and hires of versions built under it
+are suspended with the reason, in every organization that hired the avatar. The hourly sweep is
+called in-process, as beat's worker would run it; its clock is the real one, with consents made to
+have expired already.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from avatars import builds as build_services
 from avatars import consent as consent_services
 from avatars import tasks
 from avatars.models import AvatarBuild, Consent, EmploymentTransition
+from inference.models import Workload
 from ironbowl.celery import app
 from tenants.audit import Actor
 from tenants.models import AuditEntry
+from tests.avatars.building import SimulatedWorker
 from tests.avatars.factories import (
     AvatarBuildFactory,
     AvatarFactory,
@@ -164,7 +168,7 @@ def test_revoking_stops_builds_and_suspends_hires_in_other_organizations(
     )
     running.refresh_from_db()
     assert (running.status, running.cancel_requested, running.failure_reason) == (
-        "running",
+        "cancelled",
         True,
         expected,
     )
@@ -288,16 +292,21 @@ def test_an_analyst_reads_consents_but_only_managers_record_them(org_a, member_f
     assert _record(analyst, org_a, avatar, clip).status_code == 403
 
 
-def test_a_build_under_a_consent_revoked_while_queued_never_runs(org_a, owner_a):
+def test_a_build_under_a_consent_revoked_while_queued_never_runs(org_a, owner_a, build_pool):
     avatar = AvatarFactory(organization=org_a)
     consent = ConsentFactory(avatar=avatar)
-    build = AvatarBuildFactory(avatar=avatar, consent=consent)
+    footage = UploadFactory(organization=org_a, purpose="footage")
+    build = build_services.start_build(
+        Actor(user=owner_a.user), org_a, avatar=avatar, footage=footage, consent=consent
+    )
     consent_services.revoke_consent(Actor(user=owner_a.user), consent, "Withdrawn.")
-    tasks.run_build(str(org_a.pk), str(build.pk))
+    SimulatedWorker().pass_once()
 
     build = AvatarBuild.objects.for_organization(org_a).get(pk=build.pk)
-    assert build.status == "cancelled"
+    assert (build.status, build.failure_code) == ("cancelled", "consent_revoked")
     assert build.started_at is None
+    workload = Workload.objects.for_organization(org_a).get(pk=build.workload_id)
+    assert (workload.state, workload.attempts) == ("cancelled", 0)  # never placed
 
 
 def test_beat_runs_the_consent_sweep_every_hour():

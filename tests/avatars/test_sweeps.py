@@ -1,9 +1,12 @@
-"""The beat's sweeps of the avatars domain: builds whose worker was lost fail, and uploads that
-were abandoned are given up with their bytes deleted.
+"""The beat's sweeps of the avatars domain: builds catch up with workloads that ended while
+their signal was missed, builds that no workload runs fail once silent, and uploads that were
+abandoned are given up with their bytes deleted.
 
 Time is not waited for: each sweep is called with an explicit `now` ahead of the rows' times. A
-lost worker is simulated by a build left `running` with an old heartbeat, as a killed worker
-leaves it.
+build that no workload runs (one started before builds ran on GPU workers) is made by the
+factory, left `running` with an old heartbeat; a missed signal is simulated by changing a
+workload's state without running the transaction's commit hooks (the test's transaction never
+commits), as a process that died between the commit and the signal leaves it.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from django.utils import timezone
 
 from avatars import builds, tasks, uploads
 from avatars.models import AvatarBuild, AvatarStatus, Upload
+from inference.lifecycle import transition
+from inference.models import Workload
 from ironbowl.celery import app
 from tenants.audit import SYSTEM
 from tenants.errors import ConflictError
 from tenants.models import AuditEntry
 from tests.avatars import factories as af
 from tests.avatars import media
+from tests.avatars.building import SimulatedWorker, run_build
 from tests.avatars.media import media_root  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
@@ -58,7 +64,7 @@ def _build(build):
     return AvatarBuild.objects.for_organization(build.organization).get(pk=build.pk)
 
 
-# --- Builds whose worker was lost ----------------------------------------------------------------
+# --- Builds that no workload runs -----------------------------------------------------------------
 
 
 def test_a_build_silent_for_over_half_an_hour_fails_and_the_avatar_is_as_before(
@@ -72,7 +78,7 @@ def test_a_build_silent_for_over_half_an_hour_fails_and_the_avatar_is_as_before(
     (workdir / "portrait.png").write_bytes(af.PORTRAIT_PNG)
 
     with django_capture_on_commit_callbacks(execute=True):
-        ended = builds.fail_lost_builds(now=NOW)
+        ended = builds.sweep_builds(now=NOW)
 
     lost = _build(lost)
     avatar.refresh_from_db()
@@ -98,7 +104,7 @@ def test_a_build_that_reported_within_half_an_hour_or_is_queued_is_left_alone(or
         avatar__organization=org_a, status="succeeded", started_at=NOW - dt.timedelta(days=1)
     )
 
-    assert builds.fail_lost_builds(now=NOW) == 0
+    assert builds.sweep_builds(now=NOW) == 0
 
     assert _build(working).status == "running"
     assert _build(queued).status == "queued"
@@ -114,7 +120,7 @@ def test_a_build_lost_before_its_first_heartbeat_is_judged_by_its_start(org_a):
         af.AvatarFactory(organization=org_a), heartbeat_minutes_ago=None, started_minutes_ago=5
     )
 
-    assert builds.fail_lost_builds(now=NOW) == 1
+    assert builds.sweep_builds(now=NOW) == 1
 
     assert _build(never_reported).failure_code == "worker_lost"
     assert _build(just_started).status == "running"
@@ -131,14 +137,14 @@ def test_a_lost_build_that_was_asked_to_stop_ends_cancelled_with_its_reason(org_
         failure_reason="The person filmed revoked their consent.",
     )
 
-    builds.fail_lost_builds(now=NOW)
+    builds.sweep_builds(now=NOW)
 
     lost = _build(lost)
     assert (lost.status, lost.failure_code) == ("cancelled", "consent_revoked")
     assert lost.failure_reason == "The person filmed revoked their consent."
 
 
-def test_once_the_lost_build_failed_the_avatar_can_be_built_again(org_a):
+def test_once_the_lost_build_failed_the_avatar_can_be_built_again(org_a, build_pool):
     avatar = af.ready_avatar(organization=org_a)
     _running(avatar, heartbeat_minutes_ago=31)
     footage = af.UploadFactory(organization=org_a, purpose="footage")
@@ -151,7 +157,7 @@ def test_once_the_lost_build_failed_the_avatar_can_be_built_again(org_a):
             consent=avatar.current_version.consent,
         )
 
-    builds.fail_lost_builds(now=NOW)
+    builds.sweep_builds(now=NOW)
     again = builds.start_build(
         SYSTEM, org_a, avatar=avatar, footage=footage, consent=avatar.current_version.consent
     )
@@ -159,7 +165,7 @@ def test_once_the_lost_build_failed_the_avatar_can_be_built_again(org_a):
     assert again.status == "queued"
 
 
-def test_a_working_build_writes_its_heartbeat_with_its_progress(org_a):
+def test_a_working_build_writes_its_heartbeat_with_its_progress(org_a, build_pool):
     avatar = af.AvatarFactory(organization=org_a)
     footage = media.stored_upload(org_a, media.media_file(media.SHORT_FOOTAGE), purpose="footage")
     build = builds.start_build(
@@ -167,14 +173,80 @@ def test_a_working_build_writes_its_heartbeat_with_its_progress(org_a):
     )
     assert build.heartbeat_at is None
 
-    tasks.run_build(str(org_a.pk), str(build.pk))
+    build = run_build(build)
+
+    assert build.status == "succeeded"
+    # Started with the first progress report; later reports moved the heartbeat on from there.
+    assert build.started_at < build.heartbeat_at <= build.finished_at
+    # Finished builds are not the sweep's business, however old.
+    assert builds.sweep_builds(now=build.finished_at + dt.timedelta(days=1)) == 0
+
+
+# --- Builds whose workload ended unnoticed --------------------------------------------------------
+
+
+def _queued_build(org, avatar=None):
+    avatar = avatar or af.AvatarFactory(organization=org)
+    footage = af.UploadFactory(organization=org, purpose="footage")
+    build = builds.start_build(
+        SYSTEM, org, avatar=avatar, footage=footage, consent=af.ConsentFactory(avatar=avatar)
+    )
+    return build, Workload.objects.for_organization(org).get(pk=build.workload_id)
+
+
+def test_a_build_whose_workload_failed_unnoticed_is_failed_by_the_sweep(org_a, build_pool):
+    build, workload = _queued_build(org_a)
+    transition(
+        workload,
+        "failed",
+        "pipeline_failed",
+        "The footage has no sound.",
+        result={"code": "no_audio", "details": {}},
+    )
+    assert _build(build).status == "queued"  # its signal never came
+
+    assert builds.sweep_builds(now=NOW) == 1
 
     build = _build(build)
-    assert build.status == "succeeded"
-    # Claimed at started_at; progress reports moved the heartbeat on from there.
-    assert build.started_at < build.heartbeat_at <= build.finished_at
-    # Finished builds are not the watchdog's business, however old.
-    assert builds.fail_lost_builds(now=build.finished_at + dt.timedelta(days=1)) == 0
+    assert (build.status, build.failure_code, build.failure_reason) == (
+        "failed",
+        "no_audio",
+        "The footage has no sound.",
+    )
+    build.avatar.refresh_from_db()
+    assert build.avatar.status == AvatarStatus.DRAFT
+    assert builds.sweep_builds(now=NOW) == 0  # done once
+
+
+def test_a_build_whose_workload_gave_up_on_lost_workers_says_so(org_a, build_pool):
+    build, workload = _queued_build(org_a)
+    transition(
+        workload,
+        "failed",
+        "worker_lost",
+        "Its worker was lost (OOMKilled). Gave up after 3 failed attempts.",
+        failures=3,
+    )
+
+    builds.sweep_builds(now=NOW)
+
+    build = _build(build)
+    assert (build.status, build.failure_code) == ("failed", "worker_lost")
+    assert build.failure_reason.startswith("The worker running this build was lost 3 times")
+
+
+def test_a_long_running_build_is_left_to_its_workload_however_silent(org_a, build_pool):
+    """Lost workers are the orchestrator's to notice: a build whose workload still runs is never
+    failed by the sweep, even hours after its last progress."""
+    build, workload = _queued_build(org_a)
+    worker = SimulatedWorker()
+    assignment = worker.place(workload)
+    worker.report(assignment, "progress", {"progress": 0.2, "message": "portrait"})
+    assert _build(build).status == "running"
+
+    assert builds.sweep_builds(now=timezone.now() + dt.timedelta(hours=6)) == 0
+
+    assert _build(build).status == "running"
 
 
 def test_the_task_fails_builds_lost_by_now(org_a):

@@ -138,18 +138,18 @@ def _live_slots(max_streams: int = 4, seconds: float = 8.0) -> list[dict[str, An
 
 def _conversation(entries_wanted: int = 1000, questions: int = 60) -> dict[str, Any]:
     """Retrieval over 1,000 entries (the demo bureau's 30, repeated under new ids and topics),
-    and from a question to the first audio of its answer: language detection, retrieval, and
-    speech of the answer's first sentence."""
+    and from a question to the first audio chunk of its answer through the converse pipeline's
+    own `Conversation`: language detection, retrieval, and the first sentence spoken and
+    WAV-encoded as it is sent over the session socket."""
     import json
-    import re
 
+    from inference.pipelines.converse import Conversation
     from inference.pipelines.embedder import shared_embedder
-    from inference.pipelines.language import detect_language
+    from inference.pipelines.render import speech_engine
     from inference.pipelines.retrieval import KnowledgeBase, KnowledgeEntry
-    from inference.pipelines.tts import EspeakTTS
 
     torch.set_num_threads(1)
-    fixture = Path(__file__).parents[1] / "inference/pipelines/fixtures/kb_bureau.json"
+    fixture = Path(__file__).parents[2] / "platform/ironbowl/demo_data/bureau_knowledge.json"
     data = json.loads(fixture.read_text())
     base = data["entries"]
     entries = [
@@ -167,18 +167,17 @@ def _conversation(entries_wanted: int = 1000, questions: int = 60) -> dict[str, 
     knowledge = KnowledgeBase(entries, embedder)
     build_s = time.perf_counter() - began
     asked = [q["question"] for q in data["held_out"]][:questions]
-    tts = EspeakTTS()
+    conversation = Conversation(knowledge, tts=speech_engine())
     retrieval_ms, first_audio_ms, audio_s = [], [], []
     for question in asked:
         began = time.perf_counter()
-        answer = knowledge.answer(question)
+        knowledge.answer(question)
         retrieval_ms.append((time.perf_counter() - began) * 1000)
-        text = answer.answer or "请稍等，正在为您转接人工服务。"
-        first = re.split(r"(?<=[。！？.!?])", text, maxsplit=1)[0]
-        language = detect_language(first, "zh")
-        speech = tts.synthesize(first, "zh" if language == "yue" else language)
+        began = time.perf_counter()
+        reply = conversation.reply(question)
+        first = next(conversation.speak("bench", reply))
         first_audio_ms.append((time.perf_counter() - began) * 1000)
-        audio_s.append(speech.duration_s)
+        audio_s.append(first["duration_s"])
     return {
         "entries": len(entries),
         "build_s": build_s,
@@ -252,7 +251,7 @@ def _markdown(data: dict[str, Any]) -> str:
         f"Conversation over {talk['entries']:,} knowledge-base entries (multilingual-e5-small on "
         f"one CPU thread; index built in {talk['build_s']:.0f} s): retrieval p50 "
         f"{talk['retrieval_p50_ms']:.1f} ms, p99 {talk['retrieval_p99_ms']:.1f} ms; question to "
-        f"first audio (detect, retrieve, speak the first sentence) p50 "
+        f"first audio chunk (detect, retrieve, speak and encode the first sentence) p50 "
         f"{talk['first_audio_p50_ms']:.1f} ms, p99 {talk['first_audio_p99_ms']:.1f} ms, for a "
         f"first chunk of {talk['first_chunk_audio_p50_s']:.1f} s of speech (p50: "
         f"{talk['first_audio_p50_ms'] / 1000 / talk['first_chunk_audio_p50_s']:.3f}× its "

@@ -183,6 +183,7 @@ def test_configuration_reaches_every_container(full_docs: list[Manifest]) -> Non
                 "REDIS_URL",
                 "STRIPE_SECRET_KEY",
                 "STRIPE_WEBHOOK_SECRET",
+                "INFERENCE_LLM_API_KEY",
             ):
                 assert env[key]["secretKeyRef"]["key"] == key, where
             names = [item["name"] for item in container["env"]]

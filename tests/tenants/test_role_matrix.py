@@ -185,10 +185,16 @@ ROWS = [
     Row("WorkloadViewSet.list", "GET workloads/", P.WORKLOADS_VIEW, VIEWERS),
     Row("WorkloadViewSet.retrieve", "GET workloads/{workload}/", P.WORKLOADS_VIEW, VIEWERS),
     Row("WorkloadViewSet.events", "GET workloads/{workload}/events/", P.WORKLOADS_VIEW, VIEWERS),
+    Row("WorkloadViewSet.interactions", "GET workloads/{workload}/interactions/",
+        P.WORKLOADS_VIEW, VIEWERS),
+    Row("StationViewSet.open_session", "POST stations/{station}/sessions/", P.WORKLOADS_MANAGE,
+        WORKLOAD_MANAGERS, 201, body={"employment": "{session_employment}", "video": False}),
     Row("WorkloadViewSet.create", "POST workloads/", P.WORKLOADS_MANAGE, WORKLOAD_MANAGERS, 201,
         body={"kind": "live", "spec": {"station": "lobby"}}),
     Row("WorkloadViewSet.cancel", "POST workloads/{workload}/cancel/", P.WORKLOADS_MANAGE,
         WORKLOAD_MANAGERS, body={"reason": "Stream ended early."}),
+    Row("WorkloadViewSet.script", "POST workloads/{workload}/script/", P.WORKLOADS_MANAGE,
+        WORKLOAD_MANAGERS, body={"segments": [{"text": "Flash sale at eight.", "language": "en"}]}),
     Row("CapacityView.get", "GET capacity/", P.WORKLOADS_VIEW, VIEWERS),
     Row("CapacityCalendarView.get", "GET capacity/calendar/?gpu_class=cpu", P.WORKLOADS_VIEW,
         VIEWERS),
@@ -219,6 +225,14 @@ def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str
     live_pool = WorkerPool.objects.create(
         name="live-cpu", pipeline="live", gpu_class="cpu", gpus_per_worker=0,
         slots_per_worker=2, image="local", maximum=2,
+    )  # fmt: skip
+    WorkerPool.objects.create(  # starting a build submits its workload to this pool
+        name="build-cpu", pipeline="build", gpu_class="cpu", gpus_per_worker=0,
+        slots_per_worker=1, image="local", maximum=1, batch=True,
+    )  # fmt: skip
+    WorkerPool.objects.create(  # opening a conversation submits a session workload
+        name="converse-cpu", pipeline="converse", gpu_class="cpu", gpus_per_worker=0,
+        slots_per_worker=4, image="local", maximum=1,
     )  # fmt: skip
     workload, _created = inference_services.submit(
         org_a, kind="live", spec={}, pool_name=live_pool.name
@@ -279,6 +293,9 @@ def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str
         "review": avatar_factories.PerformanceReviewFactory(employment=employment).pk,
         "workload": workload.pk,
         "reservation": reservation.pk,
+        "session_employment": avatar_factories.onboarded_employment(
+            organization=org_a, status="active"
+        ).pk,
     }
     return {name: str(value) for name, value in ids.items()}
 

@@ -6,6 +6,7 @@ Real: the manifest builders and the JSON schemas of Kubernetes 1.30 and 1.33 bun
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import kubernetes_validate
@@ -17,6 +18,19 @@ from inference.backends.base import WorkerSpec
 from tests.inference.kubernetes.helpers import pool, worker
 
 TARGETS = ["1.30", "1.33"]
+
+
+def conversation_worker() -> WorkerSpec:
+    """A conversation worker told of a language model endpoint, whose key is a secret."""
+    plain = worker("alpha-hospital", "w-talk", pool("converse-l4", gpu_class="l4"))
+    return dataclasses.replace(
+        plain,
+        environment=(
+            (contracts.ENV_LLM_URL, "http://vllm.models:8000/v1"),
+            (contracts.ENV_LLM_MODEL, "qwen2.5-7b-instruct"),
+        ),
+        secrets=((contracts.ENV_LLM_API_KEY, "sk-live-123"),),
+    )
 
 
 def every_manifest(version: str) -> list[dict]:
@@ -37,6 +51,7 @@ def every_manifest(version: str) -> list[dict]:
     )
     cpu = worker("alpha-hospital", "w-cpu", pool("diagnostic", gpu_class="cpu", gpus=0))
     batch = worker("alpha-hospital", "w-batch", pool("render", gpu_class="l4", batch=True))
+    talker = conversation_worker()
     pod = manifests.worker_pod(namespace, gpu)
     pod["metadata"]["uid"] = "7d3c1a52-0000-4000-8000-000000000001"
     return [
@@ -46,6 +61,8 @@ def every_manifest(version: str) -> list[dict]:
         manifests.worker_secret(namespace, gpu, owner=pod),
         manifests.worker_pod(namespace, gpu),
         manifests.worker_pod(namespace, cpu),
+        manifests.worker_secret(namespace, talker),
+        manifests.worker_pod(namespace, talker),
         manifests.worker_job(namespace, batch, kubernetes_version=version),
         manifests.worker_job(namespace, batch, kubernetes_version=version, queue_name="tenant-q"),
     ]
@@ -156,3 +173,39 @@ def test_namespace_names_are_valid_and_distinct(slug):
     assert manifests.dns_label(name) == name
     assert name != manifests.namespace_name("ironbowl-org-", slug + "2")
     assert len(manifests.label_value(slug)) <= 63
+
+
+def test_model_settings_reach_the_pod_and_the_key_only_through_the_secret():
+    talker = conversation_worker()
+    namespace = manifests.namespace_name("ironbowl-org-", "alpha-hospital")
+    pod = manifests.worker_pod(namespace, talker)
+    env = {item["name"]: item for item in pod["spec"]["containers"][0]["env"]}
+    assert env[contracts.ENV_LLM_URL]["value"] == "http://vllm.models:8000/v1"
+    assert env[contracts.ENV_LLM_MODEL]["value"] == "qwen2.5-7b-instruct"
+    assert env[contracts.ENV_LLM_API_KEY]["valueFrom"]["secretKeyRef"] == {
+        "name": manifests.secret_name("w-talk"),
+        "key": "llm-api-key",
+    }
+    assert "sk-live-123" not in json.dumps(pod)
+    secret = manifests.worker_secret(namespace, talker)
+    assert secret["stringData"] == {"token": "secret-w-talk", "llm-api-key": "sk-live-123"}
+
+
+def test_only_conversation_workers_are_told_of_the_language_model(settings):
+    from inference.reconcile import model_settings
+
+    settings.INFERENCE_LLM_URL = ""
+    assert model_settings("converse") == {}
+    settings.INFERENCE_LLM_URL = "http://vllm:8000/v1"
+    settings.INFERENCE_LLM_MODEL = "qwen"
+    settings.INFERENCE_LLM_API_KEY = ""
+    assert model_settings("converse") == {
+        "environment": (
+            (contracts.ENV_LLM_URL, "http://vllm:8000/v1"),
+            (contracts.ENV_LLM_MODEL, "qwen"),
+        ),
+        "secrets": (),
+    }
+    settings.INFERENCE_LLM_API_KEY = "sk-1"
+    assert model_settings("converse")["secrets"] == ((contracts.ENV_LLM_API_KEY, "sk-1"),)
+    assert model_settings("live") == {} and model_settings("render") == {}

@@ -65,7 +65,7 @@ def _spec(tmp_path: Path, **extra) -> dict:
         "ai_label": True,
         "duration_s": 6,
         "idle_between_s": 0.5,
-        "outputs": {"hls_dir": str(tmp_path / "hls")},
+        "outputs": {"hls_dir": "hls"},  # under the output directory: tmp_path
     }
     return spec | extra
 
@@ -109,18 +109,19 @@ def test_a_short_shift_streams_to_hls_in_real_time_and_every_frame_is_accounted(
 
 
 def test_a_script_updated_on_air_is_played_from_the_next_segment(tmp_path):
-    """Real: the script file is rewritten while the stream is on air (from the report of the
-    first segment starting, so the update lands during segment 1) and re-read between segments.
-    Simulated: the control plane's delivery of the update (a file written by the test)."""
-    script_file = tmp_path / "script.json"
-    updated = {"version": 2, "segments": [{"text": "Script two is on air now.", "language": "en"}]}
+    """Real: the update reaches the workload's context while the stream is on air (from the
+    report of the first segment starting, so it lands during segment 1) and goes on air at the
+    next segment boundary. Simulated: the worker's hand-over of a heartbeat reply's script
+    (`ctx.receive_script`, which the worker calls); the worker and control plane side are tested
+    in tests/inference/worker and tests/inference/test_end_to_end.py."""
+    updated = contracts.ScriptUpdate(2, ({"text": "Script two is on air now.", "language": "en"},))
 
     def update_once(ctx, kind, data):
-        if kind == "progress" and "v1 (#1)" in data["message"] and not script_file.exists():
-            script_file.write_text(json.dumps(updated), encoding="utf-8")
+        if kind == "progress" and "v1 (#1)" in data["message"] and ctx.script() is None:
+            ctx.receive_script(updated)
 
     reports: list = []
-    spec = _spec(tmp_path, duration_s=5, script_file=str(script_file), script_version=1)
+    spec = _spec(tmp_path, duration_s=5, script_version=1)
     result = live.run(_context(spec, reports, update_once))
 
     assert result["script_version"] == 2
@@ -132,19 +133,17 @@ def test_a_script_updated_on_air_is_played_from_the_next_segment(tmp_path):
 
 
 def test_a_bad_script_update_keeps_the_current_script_on_air(tmp_path):
-    """Real: a malformed update file (unsupported language) is refused between segments and the
-    stream goes on with version 1. Simulated: the control plane (a file written by the test)."""
-    script_file = tmp_path / "script.json"
-    script_file.write_text(
-        json.dumps({"version": 5, "segments": [{"text": "hi", "language": "fr"}]}),
-        encoding="utf-8",
-    )
+    """Real: an update the pipeline cannot take (an unsupported language; the control plane
+    refuses such updates, so this is a worker talking to an older or broken control plane) is
+    refused between segments and the stream goes on with version 1, saying why. Simulated: the
+    delivery (`ctx.receive_script` before the stream starts)."""
     reports: list = []
-    spec = _spec(tmp_path, duration_s=3, script_file=str(script_file))
-    result = live.run(_context(spec, reports))
+    ctx = _context(_spec(tmp_path, duration_s=3), reports)
+    ctx.receive_script(contracts.ScriptUpdate(5, ({"text": "hi", "language": "fr"},)))
+    result = live.run(ctx)
     assert result["script_version"] == 1
     messages = [data["message"] for kind, data in reports if kind == "progress"]
-    assert any("ignored" in message and "'fr'" in message for message in messages)
+    assert any("v5 ignored" in message and "'fr'" in message for message in messages)
 
 
 def test_cancel_stops_the_stream_between_chunks_and_ends_the_playlist(tmp_path):
@@ -177,6 +176,8 @@ def test_cancel_stops_the_stream_between_chunks_and_ends_the_playlist(tmp_path):
         ({"duration_s": 0}, "duration_s"),
         ({"outputs": {}}, "nowhere to go"),
         ({"outputs": {"rtmp_url": "http://example.org/live"}}, "rtmp://"),
+        ({"outputs": {"hls_dir": "/etc/cron.d"}}, "under the worker's output directory"),
+        ({"outputs": {"hls_dir": "../../elsewhere"}}, "without '..'"),
         ({"portrait": None, "portrait_path": "/nonexistent.png"}, "cannot be read"),
     ],
 )

