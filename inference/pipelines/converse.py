@@ -262,16 +262,7 @@ def knowledge_base(payload: dict[str, Any], device: str = "cpu") -> KnowledgeBas
 
     try:
         version = str(payload["version"])
-        entries = [
-            KnowledgeEntry(
-                id=str(item["id"]),
-                questions=tuple(str(q) for q in item["questions"]),
-                answer=str(item["answer"]),
-                language=str(item["language"]),
-                topic=str(item["topic"]) if item.get("topic") else None,
-            )
-            for item in payload["entries"]
-        ]
+        entries = [KnowledgeEntry.from_json(item) for item in payload["entries"]]
     except (KeyError, TypeError, ValueError) as error:
         raise StageError(f"the knowledge the control plane sent is unreadable ({error})") from None
     if not entries:

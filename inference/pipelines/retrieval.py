@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -57,6 +57,18 @@ class KnowledgeEntry:
     answer: str
     language: str
     topic: str | None = None  # entries that translate one another share a topic
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> KnowledgeEntry:
+        """From `{"id", "questions", "answer", "language", "topic"?}`; KeyError, TypeError or
+        ValueError when a field is missing or of the wrong kind."""
+        return cls(
+            id=str(item["id"]),
+            questions=tuple(str(q) for q in item["questions"]),
+            answer=str(item["answer"]),
+            language=str(item["language"]),
+            topic=str(item["topic"]) if item.get("topic") else None,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,16 +214,7 @@ class KnowledgeBase:
         """Load `{"entries": [{"id", "questions", "answer", "language", "topic"?}, ...]}`."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            entries = [
-                KnowledgeEntry(
-                    id=str(item["id"]),
-                    questions=tuple(str(q) for q in item["questions"]),
-                    answer=str(item["answer"]),
-                    language=str(item["language"]),
-                    topic=str(item["topic"]) if item.get("topic") else None,
-                )
-                for item in data["entries"]
-            ]
+            entries = [KnowledgeEntry.from_json(item) for item in data["entries"]]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise StageError(f"cannot read the knowledge base {path}: {error}") from error
         return cls(entries, embedder, **options)

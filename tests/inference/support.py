@@ -6,10 +6,32 @@ import uuid
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
 from inference import protocol
-from inference.contracts import PROTOCOL_VERSION, Registration, Report, Usage
-from inference.models import Worker, WorkerState, Workload
+from inference.contracts import PROTOCOL_VERSION, REGISTER_PATH, Registration, Report, Usage
+from inference.models import Worker, WorkerState, Workload, WorkloadState
+from inference.reconcile import Reconciler
+
+
+def place_on_new_worker(backend, workload: Workload, pipeline: str) -> tuple[APIClient, str]:
+    """Start a worker for the workload (one reconcile pass), register it over HTTP with its own
+    token, and place the workload on it; returns the worker's client (token set) and token."""
+    reconciler = Reconciler(backend)
+    known = set(backend.specs)
+    reconciler.run_once()
+    (worker_id,) = set(backend.specs) - known
+    token = backend.specs[worker_id].token
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    registration = Registration(PROTOCOL_VERSION, 4, (pipeline,))
+    response = client.post(REGISTER_PATH, registration.to_json(), format="json")
+    assert response.status_code == 200, response.content
+    backend.set_phase(worker_id, "running")
+    reconciler.run_once()
+    workload.refresh_from_db()
+    assert workload.state == WorkloadState.PLACED
+    return client, token
 
 
 def register_all(backend) -> list[Worker]:

@@ -57,28 +57,31 @@ def on_air(org_a, live_server, settings, tmp_path, member_factory):
     backend.stop_all()
 
 
-def test_a_live_workload_goes_on_air_takes_a_script_update_and_ends_cleanly(org_a, on_air):
-    reconciler, backend, operator, renders = on_air
-    workloads = f"/api/v1/orgs/{org_a.slug}/workloads/"
+def _go_live(operator, org_a, **spec) -> Workload:
+    """The operator submits a live shift through the API, speaking OPENING into HLS."""
     submitted = operator.post(
-        workloads,
+        f"/api/v1/orgs/{org_a.slug}/workloads/",
         {
             "kind": "live",
             "pool": "live-cpu",
             "spec": {
                 "segments": OPENING,
                 "portrait": "reference",
-                "duration_s": DURATION_S,
-                "idle_between_s": 0.5,
                 "size": 256,
-                "fps": FPS,
                 "outputs": {"hls_dir": "health-room"},
+                **spec,
             },
         },
         format="json",
     )
     assert submitted.status_code == 201, submitted.content
-    workload = Workload.objects.for_organization(org_a).get(id=submitted.json()["id"])
+    return Workload.objects.for_organization(org_a).get(id=submitted.json()["id"])
+
+
+def test_a_live_workload_goes_on_air_takes_a_script_update_and_ends_cleanly(org_a, on_air):
+    reconciler, backend, operator, renders = on_air
+    workloads = f"/api/v1/orgs/{org_a.slug}/workloads/"
+    workload = _go_live(operator, org_a, duration_s=DURATION_S, idle_between_s=0.5, fps=FPS)
 
     # On air: the first report of the stream moves it to running.
     _drive(reconciler, lambda: _state(workload) == WorkloadState.RUNNING, timeout=180)
@@ -132,23 +135,7 @@ def test_a_live_workload_cancelled_on_air_stops_its_stream_and_still_reports_its
     the playlist is ended (what was on air stays playable), the time on air is still billed."""
     reconciler, backend, operator, renders = on_air
     workloads = f"/api/v1/orgs/{org_a.slug}/workloads/"
-    submitted = operator.post(
-        workloads,
-        {
-            "kind": "live",
-            "pool": "live-cpu",
-            "spec": {
-                "segments": OPENING,
-                "portrait": "reference",
-                "duration_s": 3600,
-                "size": 256,
-                "outputs": {"hls_dir": "health-room"},
-            },
-        },
-        format="json",
-    )
-    assert submitted.status_code == 201, submitted.content
-    workload = Workload.objects.for_organization(org_a).get(id=submitted.json()["id"])
+    workload = _go_live(operator, org_a, duration_s=3600)
     playlist = renders / "health-room" / "index.m3u8"
     _drive(reconciler, lambda: _state(workload) == WorkloadState.RUNNING, timeout=180)
     _drive(reconciler, lambda: playlist.exists() and "segment_" in playlist.read_text())

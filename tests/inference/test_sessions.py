@@ -21,13 +21,13 @@ from rest_framework.test import APIClient
 from avatars.models import Employment, KnowledgeEntry
 from inference import contracts, services, sessions
 from inference.consumers import CLOSE_GONE, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED
-from inference.models import Interaction, WorkerPool, Workload, WorkloadState
-from inference.reconcile import Reconciler
+from inference.models import Interaction, WorkerPool, Workload
 from scheduling import sessions as opening
 from tenants.audit import SYSTEM
 from tests.avatars.factories import KnowledgeEntryFactory, onboarded_employment
 from tests.factories import StationFactory
 from tests.inference.fakes import FakeBackend
+from tests.inference.support import place_on_new_worker
 from tests.platform.test_realtime import Socket, layer_settings
 from tests.support import database_rows
 
@@ -199,21 +199,8 @@ def test_the_token_of_an_ended_session_is_refused(session):
 
 
 def _place(backend: FakeBackend, workload: Workload) -> tuple[Workload, str]:
-    """Start a fake worker for the workload, register it, and place the workload on it."""
-    reconciler = Reconciler(backend)
-    known = set(backend.specs)
-    reconciler.run_once()
-    (worker_id,) = set(backend.specs) - known
-    token = backend.specs[worker_id].token
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    registration = contracts.Registration(contracts.PROTOCOL_VERSION, 4, ("converse",))
-    registered = client.post(contracts.REGISTER_PATH, registration.to_json(), format="json")
-    assert registered.status_code == 200
-    backend.set_phase(worker_id, "running")
-    reconciler.run_once()
-    workload.refresh_from_db()
-    assert workload.state == WorkloadState.PLACED
+    """A fake worker holds the session; returns it and the worker's token."""
+    _client, token = place_on_new_worker(backend, workload, "converse")
     return workload, token
 
 
@@ -284,6 +271,14 @@ class WorkerSocket(JsonSocket):
         self.scope["query_string"] = f"attempt={attempt}".encode()
 
 
+async def _worker_joins(backend: FakeBackend, session: Workload) -> tuple[Workload, WorkerSocket]:
+    """A fake worker holds the session and opens its socket to the relay."""
+    workload, token = await sync_to_async(_place)(backend, session)
+    worker = WorkerSocket(workload, token, workload.attempts)
+    assert (await worker.connect())[0]
+    return workload, worker
+
+
 async def _visitor(token: object) -> tuple[JsonSocket, dict]:
     socket = JsonSocket("/ws/sessions/", [(b"origin", b"https://widget.example.gov.cn")])
     connected, _ = await socket.connect()
@@ -329,9 +324,7 @@ async def test_only_the_worker_holding_the_session_may_open_its_socket(
 async def test_questions_and_answers_are_relayed_and_each_exchange_recorded_once(
     layer, backend, org_a, session
 ):
-    workload, token = await sync_to_async(_place)(backend, session)
-    worker = WorkerSocket(workload, token, workload.attempts)
-    assert (await worker.connect())[0]
+    workload, worker = await _worker_joins(backend, session)
     ticket = await sync_to_async(sessions.issue_token)(workload)
     visitor, hello = await _visitor(ticket.token)
     assert hello["type"] == "session" and hello["session"] == str(workload.pk)
@@ -390,9 +383,7 @@ async def test_questions_and_answers_are_relayed_and_each_exchange_recorded_once
 async def test_a_worker_that_sends_nonsense_is_told_and_nothing_reaches_the_visitor(
     layer, backend, org_a, session
 ):
-    workload, token = await sync_to_async(_place)(backend, session)
-    worker = WorkerSocket(workload, token, workload.attempts)
-    assert (await worker.connect())[0]
+    _workload, worker = await _worker_joins(backend, session)
     await worker.send_json_to({"type": "shell", "cmd": "rm -rf /"})
     assert (await worker.receive_json())["type"] == "error"
     await worker.send_json_to({"type": "audio", "id": "q", "seq": 0, "data": "not base64!"})

@@ -22,27 +22,15 @@ from inference.models import (
 )
 from inference.reconcile import Reconciler
 from tests.inference.fakes import FakeBackend
+from tests.inference.support import place_on_new_worker
 from tests.support import database_rows
 
 
 @pytest.fixture
 def placed(org_a, pool):
     """A workload placed on a registered worker, and that worker's client."""
-    backend = FakeBackend()
-    reconciler = Reconciler(backend)
     workload, _ = services.submit(org_a, kind="live", spec={"seconds": 1}, pool_name=pool.name)
-    reconciler.run_once()
-    (worker_id,) = backend.specs
-    token = backend.specs[worker_id].token
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    registration = contracts.Registration(contracts.PROTOCOL_VERSION, 4, ("live",))
-    response = client.post(contracts.REGISTER_PATH, registration.to_json(), format="json")
-    assert response.status_code == 200, response.content
-    backend.set_phase(worker_id, "running")
-    reconciler.run_once()
-    workload.refresh_from_db()
-    assert workload.state == WorkloadState.PLACED
+    client, _token = place_on_new_worker(FakeBackend(), workload, "live")
     return workload, client
 
 

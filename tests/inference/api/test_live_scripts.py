@@ -21,10 +21,10 @@ from inference.lifecycle import transition
 from inference.models import WorkerPool, Workload, WorkloadState
 from inference.pipelines.script import MAX_SEGMENTS, parse_script
 from inference.pipelines.types import StageError
-from inference.reconcile import Reconciler
 from tenants.models import AuditEntry
 from tenants.roles import Role
 from tests.inference.fakes import FakeBackend
+from tests.inference.support import place_on_new_worker
 from tests.support import database_rows
 
 REPO = Path(__file__).resolve().parents[3]
@@ -240,20 +240,8 @@ def test_another_organizations_workload_is_not_there(org_a, org_b, api_b, pool):
 @pytest.fixture
 def on_worker(org_a, pool):
     """A live workload placed on a worker that registered over HTTP, and that worker's client."""
-    backend = FakeBackend()
-    reconciler = Reconciler(backend)
     workload = _live(org_a, pool)
-    reconciler.run_once()
-    (worker_id,) = backend.specs
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {backend.specs[worker_id].token}")
-    registration = contracts.Registration(contracts.PROTOCOL_VERSION, 4, ("live",))
-    response = client.post(contracts.REGISTER_PATH, registration.to_json(), format="json")
-    assert response.status_code == 200, response.content
-    backend.set_phase(worker_id, "running")
-    reconciler.run_once()
-    workload.refresh_from_db()
-    assert workload.state == WorkloadState.PLACED
+    client, _token = place_on_new_worker(FakeBackend(), workload, "live")
     return workload, client
 
 
