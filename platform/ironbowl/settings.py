@@ -9,6 +9,7 @@ import dj_database_url
 import django_stubs_ext
 from django.utils.translation import gettext_lazy as _
 
+from ironbowl.channel_layers import redis_channel_layer
 from ironbowl.config import REPO_ROOT, ConfigurationError, load_config
 
 django_stubs_ext.monkeypatch()
@@ -189,13 +190,7 @@ if REDIS_URL:
             "KEY_PREFIX": "ironbowl",
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # Over-capacity sends are dropped silently: pushes are hints the client re-fetches.
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 30},
-        }
-    }
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     # Embedded default: one web process, so an in-process cache and channel layer suffice.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

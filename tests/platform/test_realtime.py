@@ -21,6 +21,7 @@ from django.db import connections
 from django.test import Client
 
 from ironbowl.asgi import application
+from ironbowl.channel_layers import redis_channel_layer
 from ironbowl.realtime import NOT_FOUND
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the consumer reads from other threads
@@ -36,12 +37,7 @@ def layer_settings(kind: str) -> dict[str, Any]:
         if os.environ.get("CI"):
             pytest.fail("CI is set but REDIS_URL is empty")
         pytest.skip("REDIS_URL is not set")
-    return {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": "ironbowl-test"},
-        }
-    }
+    return {"default": redis_channel_layer(redis_url, prefix="ironbowl-test")}
 
 
 @pytest.fixture(params=["in-memory", "redis"])
@@ -179,3 +175,21 @@ async def test_an_organizations_events_reach_only_its_own_sockets(
 
     assert next_for_b["object_id"] == station_b
     assert next_for_a["object_id"] == second_a
+
+
+async def test_an_idle_socket_still_receives_after_the_redis_clients_default_timeout(
+    channel_layer, org_a, owner_a, api_a
+):
+    """redis-py 8 reads with a 5 s socket timeout by default, which cut channels-redis's
+    blocking wait and closed every socket idle for 5 s; the layer's settings lift it."""
+    import asyncio
+
+    socket, connected, _ = await open_socket(org_a.slug, owner_a)
+    assert connected
+    try:
+        await asyncio.sleep(6.5)  # idle past the client's default timeout
+        station_id = await create_station(api_a, org_a, "Late-night room")
+        event = await socket.receive_json()
+    finally:
+        await socket.disconnect()
+    assert event["object_id"] == station_id
