@@ -42,12 +42,16 @@ LANGUAGE_TAGS = {"zh": "zh-CN", "en": "en-US"}
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
+def server(monkeypatch) -> Iterator[str]:
     """The ASGI application on a free port, in a thread of this process (so that it shares the
-    test database); yields its base URL."""
+    test database); yields its base URL. Its requests and consumers run in executor threads that
+    end with the server: each closes its database connection after use (as with
+    CONN_MAX_AGE=0), or PostgreSQL connections would be left open when those threads go."""
     import uvicorn
 
     from ironbowl.asgi import application
+
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
