@@ -21,7 +21,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from avatars import market
+from avatars import market, signals
 from avatars.models import (
     Avatar,
     AvatarStatus,
@@ -647,6 +647,7 @@ def transition_employment(
         before=before,
         after=audit.snapshot(employment),
     )
+    signals.announce_status_change(employment, current, reason)
     return employment
 
 

@@ -15,8 +15,9 @@ import datetime as dt
 import math
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -231,3 +232,216 @@ def calendar(
         held = peak_between(times, levels, begins, min(begins + step, end))
         steps.append(CalendarStep(begins, held, max(limit - held, 0)))
     return steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One window of a batch for `reserve_many`."""
+
+    holder: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    slots: int = 1
+    reservation_id: uuid.UUID | None = None  # the new reservation's id (default: a fresh one)
+
+
+@dataclasses.dataclass
+class BatchAnswer:
+    reserved: dict[str, Reservation]  # holder -> its reservation (new, or already held)
+    refused: dict[str, CapacityAnswer]  # holder -> why not
+
+
+def reserve_many(
+    organization: Organization, *, gpu_class: str, requests: list[Request], purpose: str = ""
+) -> BatchAnswer:
+    """`reserve` for many holders of one class at once (scheduling's shifts, two weeks ahead):
+    the same answers as reserving them one after the other in the order given, with one lock,
+    one read of the reservations that overlap the batch and one insert. A holder that already
+    holds a reservation keeps it as it is (move one with `reserve`)."""
+    answer = BatchAnswer({}, {})
+    if not requests:
+        return answer
+    with transaction.atomic():
+        _lock_class(gpu_class)
+        quota = organization_quota(organization, gpu_class)
+        capacity = class_capacity(gpu_class)
+        holders = [request.holder for request in requests]
+        for chunk in range(0, len(holders), 500):
+            held = Reservation.objects.for_organization(organization).filter(
+                holder__in=holders[chunk : chunk + 500]
+            )
+            answer.reserved.update((reservation.holder, reservation) for reservation in held)
+        pending: list[Request] = []
+        seen: set[str] = set()
+        for request in requests:
+            if request.holder in answer.reserved or request.holder in seen:
+                continue
+            seen.add(request.holder)
+            if (
+                gpu_class in GpuClass.values
+                and request.slots >= 1
+                and request.ends_at > request.starts_at
+            ):
+                pending.append(request)
+                continue
+            reason = _("A window needs a known GPU class, slots ≥ 1 and an end after its start.")
+            answer.refused[request.holder] = CapacityAnswer(
+                False, "invalid", reason, 0, quota, 0, capacity
+            )
+        if not pending:
+            return answer
+        start = min(request.starts_at for request in pending)
+        end = max(request.ends_at for request in pending)
+        wanted = [(request.starts_at, request.ends_at, request.slots) for request in pending]
+        batch_peak = peak(wanted, start, end)
+        if (
+            _held_peak(gpu_class, start, end, organization) + batch_peak <= quota
+            and _held_peak(gpu_class, start, end) + batch_peak <= capacity
+        ):
+            # Even the busiest instant held so far plus the batch's own busiest fits: all of it
+            # fits, and the database's sweep spared reading every reservation of the class.
+            accepted = pending
+        else:
+            rows = _overlapping(gpu_class, start, end, None)
+            mine = [(s, e, n) for org, s, e, n in rows if org == organization.pk]
+            everyone = [(s, e, n) for _org, s, e, n in rows]
+            if (
+                peak(mine + wanted, start, end) <= quota
+                and peak(everyone + wanted, start, end) <= capacity
+            ):
+                accepted = pending  # everything fits even all at once
+            else:
+                accepted = _one_by_one(gpu_class, pending, mine, everyone, quota, capacity, answer)
+        reservations = [
+            Reservation(
+                id=request.reservation_id or uuid.uuid4(),
+                organization=organization,
+                gpu_class=gpu_class,
+                slots=request.slots,
+                starts_at=request.starts_at,
+                ends_at=request.ends_at,
+                holder=request.holder,
+                purpose=purpose,
+            )
+            for request in accepted
+        ]
+        Reservation.objects.for_organization(organization).bulk_create(reservations, batch_size=500)
+        answer.reserved.update((reservation.holder, reservation) for reservation in reservations)
+    return answer
+
+
+def _held_peak(
+    gpu_class: str, start: dt.datetime, end: dt.datetime, organization: Organization | None = None
+) -> int:
+    """The most slots of the class held at once within [start, end) (by one organization, if
+    given), swept by the database: one row comes back however many reservations overlap."""
+    table = connection.ops.quote_name(Reservation._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    begins, ends = adapt(start), adapt(end)
+    where = "gpu_class = %s AND starts_at < %s AND ends_at > %s"
+    params: list[Any] = [gpu_class, ends, begins]
+    if organization is not None:
+        where += " AND organization_id = %s"
+        key = Reservation._meta.get_field("organization").target_field
+        params.append(key.get_db_prep_value(organization.pk, connection))
+    # Each reservation is +slots at its (clipped) start and -slots at its (clipped) end; the
+    # running sum in time order (ends before starts at the same instant) is the level held.
+    sql = (
+        "SELECT MAX(held) FROM (SELECT SUM(delta) OVER (ORDER BY at, delta) AS held FROM ("  # noqa: S608
+        f"SELECT CASE WHEN starts_at > %s THEN starts_at ELSE %s END AS at, slots AS delta "
+        f"FROM {table} WHERE {where} "
+        "UNION ALL "
+        f"SELECT CASE WHEN ends_at < %s THEN ends_at ELSE %s END AS at, -slots AS delta "
+        f"FROM {table} WHERE {where}) edges) running"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [begins, begins, *params, ends, ends, *params])
+        row = cursor.fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def _one_by_one(
+    gpu_class: str,
+    pending: list[Request],
+    mine: list[tuple[dt.datetime, dt.datetime, int]],
+    everyone: list[tuple[dt.datetime, dt.datetime, int]],
+    quota: int,
+    capacity: int,
+    answer: BatchAnswer,
+) -> list[Request]:
+    """Some of the batch do not fit: take them in order, each against what is held so far
+    (two max-plus segment trees over the batch's edge times, O(log n) per request)."""
+    edges = {at for s, e, _n in everyone for at in (s, e)}
+    edges |= {at for request in pending for at in (request.starts_at, request.ends_at)}
+    index = {at: i for i, at in enumerate(sorted(edges))}
+    own, every = _MaxTree(len(index)), _MaxTree(len(index))
+    for s, e, n in mine:
+        own.add(index[s], index[e], n)
+    for s, e, n in everyone:
+        every.add(index[s], index[e], n)
+    accepted = []
+    for request in pending:
+        lo, hi = index[request.starts_at], index[request.ends_at]
+        held, busy = own.max(lo, hi), every.max(lo, hi)
+        if held + request.slots > quota:
+            reason = _(
+                "The plan allows %(quota)s %(class)s slots at once; %(held)s are already reserved "
+                "in this window."
+            ) % {"quota": quota, "class": gpu_class, "held": held}
+            answer.refused[request.holder] = CapacityAnswer(
+                False, "quota", reason, held, quota, busy, capacity
+            )
+        elif busy + request.slots > capacity:
+            reason = _(
+                "The platform cannot offer %(slots)s more %(class)s slots in this window; choose "
+                "another time or ask the operators for more capacity."
+            ) % {"slots": request.slots, "class": gpu_class}
+            answer.refused[request.holder] = CapacityAnswer(
+                False, "capacity", reason, held, quota, busy, capacity
+            )
+        else:
+            own.add(lo, hi, request.slots)
+            every.add(lo, hi, request.slots)
+            accepted.append(request)
+    return accepted
+
+
+class _MaxTree:
+    """Slots held per elementary interval [times[i], times[i + 1]): add over a range of them, and
+    the maximum over a range (lazy segment tree; ranges are half-open index pairs)."""
+
+    def __init__(self, edges: int) -> None:
+        self.size = max(edges - 1, 1)
+        self.top = [0] * (4 * self.size)
+        self.pending = [0] * (4 * self.size)
+
+    def add(self, lo: int, hi: int, value: int) -> None:
+        if lo < hi:
+            self._add(1, 0, self.size, lo, hi, value)
+
+    def max(self, lo: int, hi: int) -> int:
+        return self._max(1, 0, self.size, lo, hi) if lo < hi else 0
+
+    def _add(self, node: int, left: int, right: int, lo: int, hi: int, value: int) -> None:
+        if hi <= left or right <= lo:
+            return
+        if lo <= left and right <= hi:
+            self.top[node] += value
+            self.pending[node] += value
+            return
+        middle = (left + right) // 2
+        self._add(2 * node, left, middle, lo, hi, value)
+        self._add(2 * node + 1, middle, right, lo, hi, value)
+        self.top[node] = self.pending[node] + max(self.top[2 * node], self.top[2 * node + 1])
+
+    def _max(self, node: int, left: int, right: int, lo: int, hi: int) -> int:
+        if hi <= left or right <= lo:
+            return 0
+        if lo <= left and right <= hi:
+            return self.top[node]
+        middle = (left + right) // 2
+        below = max(
+            self._max(2 * node, left, middle, lo, hi),
+            self._max(2 * node + 1, middle, right, lo, hi),
+        )
+        return self.pending[node] + below

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from inference import signals
+from inference import signals, spec_secrets
 from inference.contracts import (
     Heartbeat,
     Registration,
@@ -107,6 +107,21 @@ def assignments(worker: Worker) -> list[Workload]:
         .select_related("pool")
         .order_by("-priority", "placed_at")
     )
+
+
+def assignments_with_specs(worker: Worker) -> list[tuple[Workload, dict[str, Any]]]:
+    """The assignments with the specs their worker receives: credentials named by reference
+    resolved (`spec_secrets`). A workload whose credential cannot be had fails, saying why,
+    instead of going to the worker without it."""
+    given = []
+    for workload in assignments(worker):
+        try:
+            spec = spec_secrets.resolved(workload.spec, worker.organization)
+        except LookupError as missing:
+            transition(workload, WorkloadState.FAILED, "secret_unavailable", str(missing))
+            continue
+        given.append((workload, spec))
+    return given
 
 
 def apply_reports(worker: Worker, reports: list[Report]) -> dict[str, ReportOutcome]:

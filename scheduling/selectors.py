@@ -1,10 +1,21 @@
-"""Queries about stations and who operates them."""
+"""Queries about stations: who operates them, who is on duty there, and the web widget that a
+public key names."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import QuerySet
 
-from scheduling.models import Station, StationUserObjectPermission
+from avatars.models import Employment
+from scheduling.models import (
+    Schedule,
+    Shift,
+    ShiftState,
+    Station,
+    StationKind,
+    StationUserObjectPermission,
+)
 from tenants.models import Membership, Organization, User
 
 OPERATE = "operate_station"
@@ -35,3 +46,50 @@ def stations_operated_by(organization: Organization, user: User) -> QuerySet[Sta
 def may_operate(user: object, station: Station) -> bool:
     has_perm = getattr(user, "has_perm", None)
     return bool(has_perm and has_perm(f"scheduling.{OPERATE}", station))
+
+
+def on_duty_shifts(station: Station, at: dt.datetime) -> QuerySet[Shift]:
+    """The station's shifts that are on duty and cover the instant `at`, earliest first."""
+    return (
+        Shift.objects.for_organization(station.organization)
+        .filter(station=station, state=ShiftState.ON_DUTY, starts_at__lte=at, ends_at__gt=at)
+        .order_by("starts_at", "id")
+    )
+
+
+def on_duty_employment(station: Station, at: dt.datetime) -> Employment | None:
+    """Who answers at the station at `at`: the employment of its earliest on-duty shift
+    covering that instant (a station with room for several on air takes the first), or None."""
+    shift = on_duty_shifts(station, at).select_related("employment").first()
+    return None if shift is None else shift.employment
+
+
+def is_rostered(station: Station) -> bool:
+    """Whether the station works by a roster (any active schedule): then only the employments
+    on duty there take its visitors."""
+    schedules = Schedule.objects.for_organization(station.organization)
+    return schedules.filter(station=station, is_active=True).exists()
+
+
+def is_on_duty(station: Station, employment: Employment, at: dt.datetime) -> bool:
+    return on_duty_shifts(station, at).filter(employment=employment).exists()
+
+
+def widget_station(widget_key: str) -> Station | None:
+    """The active web widget station whose public key this is, in whichever (active)
+    organization; None for an unknown key, a station or organization switched off, or a
+    station that is no longer a widget."""
+    if not widget_key:
+        return None
+    # The one cross-organization read here: the key itself names the organization.
+    return (
+        Station.objects.unscoped_dangerously()
+        .filter(
+            widget_key=widget_key,
+            kind=StationKind.WEB_WIDGET,
+            is_active=True,
+            organization__is_active=True,
+        )
+        .select_related("organization")
+        .first()
+    )

@@ -1,8 +1,10 @@
 """Opening a conversation at a station: a `session` workload for one visitor, and its token.
 
 The organization's widget or kiosk backend asks (with an API key) for a session at a station,
-naming the digital employee who answers. A session is GPU work like any other: it waits for a
-slot within the organization's quota, and the visitor's socket says so while it waits.
+naming the digital employee who answers; a visitor's browser asks the public widget endpoint
+with the station's widget key, and whoever is on duty there answers. At a station with a roster
+only an employment on duty there takes conversations. A session is GPU work like any other: it
+waits for a slot within the organization's quota, and the visitor's socket says so while it waits.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from avatars import employments
@@ -20,6 +23,7 @@ from avatars.models import Employment, EmploymentStatus, KnowledgeEntry
 from inference import services as inference
 from inference import sessions
 from inference.models import Workload, WorkloadKind
+from scheduling import selectors
 from scheduling.models import Station
 from tenants import audit
 from tenants.audit import Actor
@@ -40,7 +44,8 @@ def pipeline_language(tag: str) -> str | None:
     return primary if primary in ("yue", "en") else None
 
 
-def _portrait_of(employment: Employment) -> str | None:
+def portrait_of(employment: Employment) -> str | None:
+    """The portrait of the employment's avatar version on this machine's media, if stored."""
     relative = employment.avatar_version.portrait
     if not relative:
         return None
@@ -71,6 +76,17 @@ def open_session(
             _("This digital employee is not active, so it cannot take conversations."),
             field="employment",
         )
+    if selectors.is_rostered(station) and not selectors.is_on_duty(
+        station, employment, timezone.now()
+    ):
+        raise ConflictError(
+            "not_on_duty",
+            _(
+                "This digital employee is not on duty at this station now; its roster says "
+                "when it is."
+            ),
+            field="employment",
+        )
     entry_ids, _documents = employments.attached_knowledge(employment)
     if not entry_ids:
         raise ConflictError(
@@ -78,7 +94,7 @@ def open_session(
             _("Attach knowledge entries to this digital employee before opening conversations."),
             field="employment",
         )
-    portrait = _portrait_of(employment)
+    portrait = portrait_of(employment)
     spec: dict[str, Any] = {
         "station": str(station.pk),
         "employment": str(employment.pk),

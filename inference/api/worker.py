@@ -265,9 +265,9 @@ class AssignmentsView(WorkerView):
                         "kind": workload.kind,
                         "pipeline": workload.pool.pipeline,
                         "slots": workload.slots,
-                        "spec": workload.spec,
+                        "spec": spec,
                     }
-                    for workload in protocol.assignments(self.worker)
+                    for workload, spec in protocol.assignments_with_specs(self.worker)
                 ]
             }
         )

@@ -38,6 +38,18 @@ app.conf.beat_schedule = {
         "task": "avatars.purge_abandoned_uploads",
         "schedule": crontab(minute="45", hour="3"),
     },
+    # Hourly: shifts are made SCHEDULING_HORIZON_DAYS ahead, each reserving its capacity; the
+    # horizon moves an hour, and shifts at risk ask for capacity again (scheduling.materialise).
+    "scheduling.materialise_shifts": {
+        "task": "scheduling.materialise_shifts",
+        "schedule": crontab(minute="7"),
+    },
+    # Every minute: shifts warm up, go on duty, end or are missed (scheduling.duty.tick). Beat
+    # runs as one instance; two ticks at once would still start each shift once (SKIP LOCKED).
+    "scheduling.tick": {
+        "task": "scheduling.tick",
+        "schedule": crontab(minute="*"),
+    },
 }
 
 

@@ -6,6 +6,8 @@ stack trace from deep inside Django.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 import zoneinfo
@@ -54,6 +56,15 @@ class Config(BaseSettings):
     UPLOAD_CHUNK_MAX_BYTES: int = Field(default=8_388_608, gt=0)
     THROTTLE_ORGANIZATION_RATE: str = "6000/minute"
     THROTTLE_KEY_RATE: str = "1200/minute"
+    # The public widget endpoint: per widget key, and per visitor's address.
+    THROTTLE_WIDGET_KEY_RATE: str = "600/minute"
+    THROTTLE_WIDGET_IP_RATE: str = "20/minute"
+    # Live rooms' stream keys are encrypted with this Fernet key (unset: one derived from
+    # SECRET_KEY); the fallbacks still decrypt during a rotation (scheduling.secrets).
+    STREAM_KEY_ENCRYPTION_KEY: str = ""
+    STREAM_KEY_ENCRYPTION_KEY_FALLBACKS: Annotated[list[str], NoDecode] = Field(
+        default_factory=list
+    )
     # Inference: where workers run and how they reach the control plane.
     INFERENCE_BACKEND: str = "local"
     INFERENCE_POOLS_FILE: Path | None = None
@@ -69,8 +80,19 @@ class Config(BaseSettings):
     KUBERNETES_NAMESPACE_PREFIX: str = "ironbowl-org-"
     KUBERNETES_KUEUE_QUEUE: str = ""
     KUBERNETES_TARGET_VERSION: str = "1.33"
+    # Scheduling: a live shift's workload is requested this long before it starts; a shift not
+    # on duty this long after its start is missed.
+    SCHEDULING_WARMUP_MINUTES: int = Field(default=5, ge=0, le=120)
+    SCHEDULING_MISSED_AFTER_MINUTES: int = Field(default=10, ge=1, le=240)
+    # Shifts are made (and their capacity reserved) this many days ahead.
+    SCHEDULING_HORIZON_DAYS: int = Field(default=14, ge=1, le=90)
 
-    @field_validator("ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", mode="before")
+    @field_validator(
+        "ALLOWED_HOSTS",
+        "CSRF_TRUSTED_ORIGINS",
+        "STREAM_KEY_ENCRYPTION_KEY_FALLBACKS",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -112,12 +134,31 @@ class Config(BaseSettings):
             raise ValueError("must be json or console")
         return value
 
-    @field_validator("THROTTLE_ORGANIZATION_RATE", "THROTTLE_KEY_RATE")
+    @field_validator(
+        "THROTTLE_ORGANIZATION_RATE",
+        "THROTTLE_KEY_RATE",
+        "THROTTLE_WIDGET_KEY_RATE",
+        "THROTTLE_WIDGET_IP_RATE",
+    )
     @classmethod
     def _rate(cls, value: str) -> str:
         count, _, period = value.partition("/")
         if not count.isdigit() or period not in ("second", "minute", "hour", "day"):
             raise ValueError("must look like 600/minute (count/second|minute|hour|day)")
+        return value
+
+    @field_validator("STREAM_KEY_ENCRYPTION_KEY")
+    @classmethod
+    def _fernet_key(cls, value: str) -> str:
+        if value:
+            _check_fernet_key(value)
+        return value
+
+    @field_validator("STREAM_KEY_ENCRYPTION_KEY_FALLBACKS")
+    @classmethod
+    def _fernet_keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            _check_fernet_key(key)
         return value
 
     @model_validator(mode="after")
@@ -142,6 +183,18 @@ class Config(BaseSettings):
     @property
     def media_root(self) -> Path:
         return self.MEDIA_ROOT or self.DATA_DIR / "media"
+
+
+def _check_fernet_key(value: str) -> None:
+    try:
+        valid = len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (binascii.Error, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            "must be a Fernet key: 32 random bytes in URL-safe base64, e.g. from python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
 
 
 def development_secret_key(data_dir: Path) -> str:

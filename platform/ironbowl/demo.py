@@ -3,9 +3,10 @@
 The vendor publishes four avatars (Mandarin, Cantonese, English, bilingual); the hospital hires a
 health live-stream anchor and the market-supervision bureau a 24/7 service-desk agent that answers
 from a bilingual knowledge base. The inference pools of the embedded default are created, and each
-institution runs a short system check on a local worker (see demo_inference.py). Each avatar's
-version 1 is made here, not built from footage (a
-build needs minutes of real video of a person): the seed writes a drawn portrait and a stated
+institution runs a short system check on a local worker (see demo_inference.py). The anchor is
+rostered Monday to Friday at 19:00 (with a rehearsal minutes after seeding) and the desk around
+the clock (see demo_scheduling.py). Each avatar's version 1 is made here, not built from footage
+(a build needs minutes of real video of a person): the seed writes a drawn portrait and a stated
 voice profile into the version's bundle, under a real consent with a recorded (synthetic) clip.
 """
 
@@ -17,6 +18,7 @@ from django.db import transaction
 
 from ironbowl.demo_hr import seed_hr
 from ironbowl.demo_inference import seed_inference
+from ironbowl.demo_scheduling import seed_scheduling
 from scheduling import services as scheduling
 from scheduling.models import Station
 from tenants import services as tenants
@@ -89,6 +91,7 @@ def seed_demo() -> list[str]:
                 scheduling.create_station(actor, organization, name=name, kind=kind)
     created.extend(seed_hr())
     created.extend(seed_inference([d.slug for d in DEMO_ORGANIZATIONS if d.kind != "vendor"]))
+    created.extend(seed_scheduling())
     return created
 
 

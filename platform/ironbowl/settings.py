@@ -223,6 +223,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
+# Live rooms' stream keys, encrypted at rest (scheduling.secrets; docs/operations.md).
+STREAM_KEY_ENCRYPTION_KEY = CONFIG.STREAM_KEY_ENCRYPTION_KEY
+STREAM_KEY_ENCRYPTION_KEY_FALLBACKS = CONFIG.STREAM_KEY_ENCRYPTION_KEY_FALLBACKS
+
 STRIPE_SECRET_KEY = CONFIG.STRIPE_SECRET_KEY
 STRIPE_WEBHOOK_SECRET = CONFIG.STRIPE_WEBHOOK_SECRET
 
@@ -241,9 +245,16 @@ INFERENCE_LLM_MODEL = CONFIG.INFERENCE_LLM_MODEL
 INFERENCE_LLM_API_KEY = CONFIG.INFERENCE_LLM_API_KEY
 # Who supplies a conversation's knowledge: a function (organization, spec) -> entries.
 INFERENCE_KNOWLEDGE_PROVIDER = "scheduling.sessions.knowledge_for_session"
+# Who resolves credentials a spec names by reference: a function (organization, name) -> str.
+INFERENCE_SECRET_PROVIDER = "scheduling.secrets.resolve_reference"  # noqa: S105 - a function path
 KUBERNETES_NAMESPACE_PREFIX = CONFIG.KUBERNETES_NAMESPACE_PREFIX
 KUBERNETES_KUEUE_QUEUE = CONFIG.KUBERNETES_KUEUE_QUEUE
 KUBERNETES_TARGET_VERSION = CONFIG.KUBERNETES_TARGET_VERSION
+# Putting shifts on duty (scheduling.duty; docs/operations.md, "Shifts on duty").
+SCHEDULING_WARMUP_MINUTES = CONFIG.SCHEDULING_WARMUP_MINUTES
+SCHEDULING_MISSED_AFTER_MINUTES = CONFIG.SCHEDULING_MISSED_AFTER_MINUTES
+# Materialising shifts ahead (scheduling.materialise; docs/architecture.md, "Schedules and shifts").
+SCHEDULING_HORIZON_DAYS = CONFIG.SCHEDULING_HORIZON_DAYS
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -259,6 +270,8 @@ REST_FRAMEWORK = {
         "organization": CONFIG.THROTTLE_ORGANIZATION_RATE,
         "credential": CONFIG.THROTTLE_KEY_RATE,
         "anonymous": "60/minute",
+        "widget_key": CONFIG.THROTTLE_WIDGET_KEY_RATE,
+        "widget_ip": CONFIG.THROTTLE_WIDGET_IP_RATE,
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Throttles key anonymous callers on REMOTE_ADDR only: a client-sent X-Forwarded-For would
@@ -293,6 +306,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrganizationKindEnum": "tenants.models.OrganizationKind",
         "StationKindEnum": "scheduling.models.StationKind",
+        "HolidayKindEnum": "scheduling.models.DayKind",
+        "SessionLanguageEnum": "scheduling.api.serializers.SESSION_LANGUAGES",
         "EmploymentStatusEnum": "avatars.models.EmploymentStatus",
         "ReviewStatusEnum": "avatars.models.ReviewStatus",
         "SkillEnum": "avatars.models.Skill",
@@ -300,6 +315,7 @@ SPECTACULAR_SETTINGS = {
         "WorkloadKindEnum": "inference.models.WorkloadKind",
         "WorkloadStateEnum": "inference.models.WorkloadState",
         "WorkerStateEnum": "inference.models.WorkerState",
+        "ShiftStateEnum": "scheduling.models.ShiftState",
     },
 }
 

@@ -10,6 +10,7 @@ from inference.api.urls import organization_urlpatterns as inference_org_urls
 from inference.api.worker import urlpatterns as worker_protocol_urls
 from inference.api.worker_artifacts import urlpatterns as worker_artifact_urls
 from scheduling.api.urls import organization_urlpatterns as scheduling_org_urls
+from scheduling.api.widgets import urlpatterns as public_widget_urls
 from tenants.api.urls import account_urlpatterns
 from tenants.api.urls import organization_urlpatterns as tenants_org_urls
 
@@ -24,6 +25,8 @@ api_v1: list[URLPattern | URLResolver] = [
     *account_urlpatterns,
     path("inference/worker/", include([*worker_protocol_urls, *worker_artifact_urls])),
     path("platform/inference/", include(inference_operator_urls)),
+    # Open to anyone (no account, no key): a web widget's visitors, by the widget's public key.
+    path("public/", include(public_widget_urls)),
     path("orgs/<slug:org>/", include(organization_urlpatterns)),
 ]
 

@@ -1,4 +1,4 @@
-"""Endpoints for stations and their per-station operators."""
+"""Endpoints for stations, their per-station operators, their widget keys and conversations."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class StationViewSet(
         "grant_operator": P.STATIONS_MANAGE,
         "revoke_operator": P.STATIONS_MANAGE,
         "open_session": P.WORKLOADS_MANAGE,
+        "rotate_widget_key": P.STATIONS_MANAGE,
     }
 
     def check_object_permissions(self, request: Request, obj: Any) -> None:
@@ -81,7 +82,6 @@ class StationViewSet(
     def perform_destroy(self, instance: Station) -> None:
         services.delete_station(self.actor, instance)
 
-    @extend_schema(responses=serializers.OperatorSerializer(many=True))
     @extend_schema(
         request=serializers.SessionOpenSerializer,
         responses={201: serializers.SessionTicketSerializer},
@@ -127,6 +127,15 @@ class StationViewSet(
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
+    @extend_schema(request=None, responses=serializers.StationSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-widget-key")
+    def rotate_widget_key(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Give a web widget station a new public key. The old key stops opening conversations
+        at once: update the widget's page with the new one."""
+        station = services.rotate_widget_key(self.actor, self.get_object())
+        return Response(serializers.StationSerializer(station).data)
+
+    @extend_schema(responses=serializers.OperatorSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None)
     def operators(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         operators = selectors.operators_of_station(self.get_object())

@@ -41,12 +41,13 @@ from inference import services as inference_services
 from inference.models import Reservation, WorkerPool, Workload
 from ironbowl.api.base import CatalogViewSet
 from scheduling import services as scheduling_services
-from scheduling.models import Station
+from scheduling.models import Holiday, HolidayCalendar, Schedule, Shift, Station
 from tenants.audit import SYSTEM
 from tenants.models import ApiKey, AuditEntry, Invitation, Membership, Organization
 from tenants.roles import Role
 from tests import factories
 from tests.avatars import factories as avatar_factories
+from tests.scheduling import duty_world
 
 ORG_ROUTE_PREFIX = "api/v1/orgs/<slug:org>/"
 BODY_METHODS = ("post", "put", "patch")
@@ -118,6 +119,31 @@ def _reservation(organization: Organization) -> models.Model:
     )
 
 
+def _shift(organization: Organization) -> models.Model:
+    # A live room's planned shift tomorrow, made directly (tests/scheduling/duty_world.py).
+    starts_at = timezone.now().replace(microsecond=0) + dt.timedelta(days=1)
+    return duty_world.live_shift(organization, starts_at)
+
+
+def _schedule(organization: Organization) -> models.Model:
+    # Made directly, weekday evenings at its own live room (nothing to conflict with).
+    return duty_world.schedule(duty_world.hire(organization), duty_world.station(organization))
+
+
+def _holiday_calendar(organization: Organization) -> models.Model:
+    return HolidayCalendar.objects.create(
+        organization=organization, name=f"Holidays {uuid.uuid4().hex[:8]}"
+    )
+
+
+def _holiday(organization: Organization) -> models.Model:
+    calendar = _holiday_calendar(organization)
+    day = timezone.localdate() + dt.timedelta(days=400)
+    return Holiday.objects.create(
+        organization=organization, calendar=calendar, date=day, kind="holiday", name="Probe"
+    )
+
+
 def _avatar(organization: Organization) -> models.Model:
     # Built, with a portrait on disk (under the test's MEDIA_ROOT): every avatar route answers.
     return avatar_factories.with_portrait(avatar_factories.ready_avatar(organization=organization))
@@ -154,6 +180,10 @@ OBJECT_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] 
     ),
     Workload: _workload,
     Reservation: _reservation,
+    Shift: _shift,
+    Schedule: _schedule,
+    HolidayCalendar: _holiday_calendar,
+    Holiday: _holiday,
 }
 
 

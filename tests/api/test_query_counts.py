@@ -26,7 +26,7 @@ from inference import sessions
 from inference.lifecycle import transition
 from inference.models import Workload, WorkloadState
 from scheduling import services as scheduling_services
-from scheduling.models import Station
+from scheduling.models import Station, StationKind
 from tenants.audit import SYSTEM
 from tenants.models import Membership
 from tenants.roles import Role
@@ -34,6 +34,7 @@ from tests import factories
 from tests.api import isolation
 from tests.api.isolation import OrgRoute, World
 from tests.avatars import factories as avatar_factories
+from tests.scheduling import duty_world
 
 
 def _add_station_operator(world: World) -> None:
@@ -83,6 +84,19 @@ def _add_interaction(world: World) -> None:
     )
 
 
+def _add_coverage_gap(world: World) -> None:
+    # A 24/7 desk with no shift yet: uncovered from now to the horizon (one gap).
+    desk = duty_world.station(world.organization, StationKind.WEB_WIDGET)
+    duty_world.schedule(
+        duty_world.hire(world.organization),
+        desk,
+        rrule="",
+        start_time=None,
+        duration_minutes=None,
+        always_on=True,
+    )
+
+
 # Collections that are not a viewset's `list` action: route name -> adds one row to the collection.
 CUSTOM_COLLECTIONS = {
     "station-operators": _add_station_operator,
@@ -90,6 +104,7 @@ CUSTOM_COLLECTIONS = {
     "employment-transitions": _add_employment_transition,
     "workload-events": _add_workload_event,
     "workload-interactions": _add_interaction,
+    "roster-gaps": _add_coverage_gap,
 }
 
 COLLECTIONS = [

@@ -170,9 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from tests.benchmarks import (
         bench_api,
+        bench_duty,
         bench_inference,
         bench_market,
         bench_pipelines,
+        bench_scheduling,
         bench_upload,
     )
 
@@ -184,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_upload.run(),
             bench_inference.run(),
             bench_pipelines.run(),
+            bench_scheduling.run(iterations=options.iterations, warmup=options.warmup),
+            bench_duty.run(),  # last: it leaves its 10,000 shifts behind
         ]
 
     markdown = render_markdown(environment, sections)

@@ -184,6 +184,8 @@ def test_configuration_reaches_every_container(full_docs: list[Manifest]) -> Non
                 "STRIPE_SECRET_KEY",
                 "STRIPE_WEBHOOK_SECRET",
                 "INFERENCE_LLM_API_KEY",
+                "STREAM_KEY_ENCRYPTION_KEY",
+                "STREAM_KEY_ENCRYPTION_KEY_FALLBACKS",
             ):
                 assert env[key]["secretKeyRef"]["key"] == key, where
             names = [item["name"] for item in container["env"]]

@@ -75,6 +75,17 @@ def _checks_done(env) -> bool:
     return len(last) == 2 and last[0] == last[1] != "0"
 
 
+def _on_duty(env) -> set[str]:
+    """The kinds of station with a shift on duty, read by a separate process."""
+    script = (
+        "from scheduling.models import Shift;"
+        "rows = Shift.objects.unscoped_dangerously().filter(state='on_duty');"
+        "print('on duty:', *sorted(set(rows.values_list('station__kind', flat=True))))"
+    )
+    last = _manage(env, "shell", "-c", script).stdout.strip().splitlines()[-1]
+    return set(last.removeprefix("on duty:").split())
+
+
 def test_serve_runs_the_product_and_stops_everything_on_ctrl_c(embedded_env):
     _manage(embedded_env, "migrate", "--noinput", "-v", "0")
     seeded = _manage(embedded_env, "seed_demo").stdout
@@ -130,6 +141,15 @@ def test_serve_runs_the_product_and_stops_everything_on_ctrl_c(embedded_env):
             time.sleep(0.5)
         assert printed("leader_acquired"), "the orchestrator never took the lead"
         assert _checks_done(embedded_env), "the demo system checks did not finish"
+        # Beat's first tick (at the next minute) opens the bureau's 24/7 desk and requests the
+        # hospital's rehearsal stream; a local worker puts it on air, into HLS.
+        wanted = {"web_widget", "live_room"}
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not wanted <= _on_duty(embedded_env):
+            time.sleep(2)
+        assert wanted <= _on_duty(embedded_env), "the demo's shifts did not go on duty"
+        renders = Path(embedded_env["DATA_DIR"]) / "media" / "renders"
+        assert list(renders.glob("station-*/index.m3u8")), "the rehearsal streams no HLS"
     finally:
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=60)

@@ -19,11 +19,13 @@ from inference import services as inference_services
 from inference.models import WorkerPool
 from ironbowl.api.base import OrganizationScoped
 from scheduling import services as scheduling_services
+from scheduling.models import Holiday, HolidayCalendar
 from tenants import services
 from tenants.audit import SYSTEM, Actor
 from tenants.roles import MATRIX, Permission, Role
 from tests import factories
 from tests.avatars import factories as avatar_factories
+from tests.scheduling import duty_world
 from tests.support import database_rows
 
 EVERYONE = frozenset(Role)
@@ -110,6 +112,54 @@ ROWS = [
     Row("StationViewSet.revoke_operator",
         "DELETE stations/{station}/operators/{granted_operator}/", P.STATIONS_MANAGE, MANAGERS,
         204),
+    Row("StationViewSet.rotate_widget_key", "POST stations/{widget}/rotate-widget-key/",
+        P.STATIONS_MANAGE, MANAGERS),
+    Row("ShiftViewSet.retrieve", "GET shifts/{planned_shift}/", P.STATIONS_VIEW, VIEWERS),
+    # Operators act on shifts only at the stations granted to them; this one is not.
+    Row("ShiftViewSet.start_early", "POST shifts/{planned_shift}/start-early/",
+        P.STATIONS_OPERATE, MANAGERS, body={"reason": "Rehearsal."},
+        denial={Role.OPERATOR: "You do not operate this shift's station."}),
+    Row("ShiftViewSet.stop", "POST shifts/{on_duty_shift}/stop/", P.STATIONS_OPERATE, MANAGERS,
+        body={}, denial={Role.OPERATOR: "You do not operate this shift's station."}),
+    Row("ShiftViewSet.take_over", "POST shifts/{on_duty_shift}/take-over/", P.STATIONS_OPERATE,
+        MANAGERS, body={}, denial={Role.OPERATOR: "You do not operate this shift's station."}),
+    Row("ShiftViewSet.hand_back", "POST shifts/{taken_over_shift}/hand-back/",
+        P.STATIONS_OPERATE, MANAGERS, body={},
+        denial={Role.OPERATOR: "You do not operate this shift's station."}),
+    Row("ScheduleViewSet.list", "GET schedules/", P.STATIONS_VIEW, VIEWERS),
+    Row("ScheduleViewSet.retrieve", "GET schedules/{schedule}/", P.STATIONS_VIEW, VIEWERS),
+    # Operators change schedules only at the stations granted to them; these are not.
+    Row("ScheduleViewSet.create", "POST schedules/", P.STATIONS_MANAGE, MANAGERS, 201,
+        body={"employment": "{schedule_employment}", "station": "{schedule_station}",
+              "rrule": "FREQ=WEEKLY;BYDAY=SA", "start_time": "10:00", "duration_minutes": 60,
+              "valid_from": "2099-01-01"},
+        denial={Role.OPERATOR: "You do not operate this station."}),
+    Row("ScheduleViewSet.partial_update", "PATCH schedules/{schedule}/", P.STATIONS_MANAGE,
+        MANAGERS, body={"duration_minutes": 90},
+        denial={Role.OPERATOR: "You do not operate this station."}),
+    Row("ScheduleViewSet.destroy", "DELETE schedules/{schedule}/", P.STATIONS_MANAGE, MANAGERS,
+        204, denial={Role.OPERATOR: "You do not operate this station."}),
+    Row("HolidayCalendarViewSet.list", "GET holiday-calendars/", P.STATIONS_VIEW, VIEWERS),
+    Row("HolidayCalendarViewSet.retrieve", "GET holiday-calendars/{holiday_calendar}/",
+        P.STATIONS_VIEW, VIEWERS),
+    Row("HolidayCalendarViewSet.create", "POST holiday-calendars/", P.STATIONS_MANAGE, MANAGERS,
+        201, body={"name": "Closures"}),
+    Row("HolidayCalendarViewSet.partial_update", "PATCH holiday-calendars/{holiday_calendar}/",
+        P.STATIONS_MANAGE, MANAGERS, body={"name": "Public holidays"}),
+    Row("HolidayCalendarViewSet.destroy", "DELETE holiday-calendars/{holiday_calendar}/",
+        P.STATIONS_MANAGE, MANAGERS, 204),
+    Row("HolidayCalendarViewSet.import_days", "POST holiday-calendars/{holiday_calendar}/import/",
+        P.STATIONS_MANAGE, MANAGERS,
+        body={"days": [{"date": "2099-05-01", "kind": "holiday", "name": "Labour Day"}]}),
+    Row("HolidayViewSet.list", "GET holidays/", P.STATIONS_VIEW, VIEWERS),
+    Row("HolidayViewSet.retrieve", "GET holidays/{holiday}/", P.STATIONS_VIEW, VIEWERS),
+    Row("HolidayViewSet.create", "POST holidays/", P.STATIONS_MANAGE, MANAGERS, 201,
+        body={"calendar": "{holiday_calendar}", "date": "2099-01-01", "kind": "holiday"}),
+    Row("HolidayViewSet.partial_update", "PATCH holidays/{holiday}/", P.STATIONS_MANAGE,
+        MANAGERS, body={"name": "National Day"}),
+    Row("HolidayViewSet.destroy", "DELETE holidays/{holiday}/", P.STATIONS_MANAGE, MANAGERS, 204),
+    Row("RosterViewSet.list", "GET roster/", P.STATIONS_VIEW, VIEWERS),
+    Row("RosterViewSet.gaps", "GET roster/gaps/", P.STATIONS_VIEW, VIEWERS),
     Row("KnowledgeEntryViewSet.list", "GET knowledge/entries/", P.KNOWLEDGE_VIEW, VIEWERS),
     Row("KnowledgeEntryViewSet.retrieve", "GET knowledge/entries/{knowledge_entry}/",
         P.KNOWLEDGE_VIEW, VIEWERS),
@@ -254,7 +304,35 @@ def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str
     newer = avatar_factories.AvatarVersionFactory(avatar=employment.avatar, number=2)
     employment.avatar.current_version = newer
     employment.avatar.save()
+    # Shifts at the station: one planned for tomorrow, one on duty, one a person took over.
+    studio = factories.StationFactory(organization=org_a, name="Studio")
+    plan = duty_world.schedule(duty_world.hire(org_a), studio)
+    now = timezone.now().replace(microsecond=0)
+    shifts = {
+        name: duty_world.shift(plan, now + offset, minutes=120, **fields)
+        for name, offset, fields in (
+            ("planned_shift", dt.timedelta(days=1), {}),
+            ("on_duty_shift", -dt.timedelta(hours=1), {"state": "on_duty", "on_duty_at": now}),
+            ("taken_over_shift", -dt.timedelta(minutes=30), {"state": "taken_over"}),
+        )
+    }
+    # A schedule (no shifts made: its rows are written directly) and a holiday calendar's day.
+    # One hire for both (the plan's seats are few): weekday evenings here, Saturdays in the body.
+    scheduled = duty_world.hire(org_a)
+    evening = duty_world.schedule(
+        scheduled, factories.StationFactory(organization=org_a, name="Evening room")
+    )
+    calendar = HolidayCalendar.objects.create(organization=org_a, name="China")
+    holiday = Holiday.objects.create(
+        organization=org_a, calendar=calendar, date=dt.date(2099, 10, 1), kind="holiday"
+    )
     ids = {
+        **{name: shift.pk for name, shift in shifts.items()},
+        "schedule": evening.pk,
+        "schedule_employment": scheduled.pk,
+        "schedule_station": factories.StationFactory(organization=org_a, name="Weekend room").pk,
+        "holiday_calendar": calendar.pk,
+        "holiday": holiday.pk,
         "upload": avatar_factories.UploadFactory(
             organization=org_a,
             purpose="document",
@@ -278,6 +356,9 @@ def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str
         "api_key": factories.api_key_factory(org_a).pk,
         "audit_entry": factories.AuditEntryFactory(organization=org_a).pk,
         "station": station.pk,
+        "widget": scheduling_services.create_station(
+            SYSTEM, org_a, name="Website", kind="web_widget"
+        ).pk,
         "knowledge_entry": avatar_factories.KnowledgeEntryFactory(organization=org_a).pk,
         "knowledge_document": avatar_factories.KnowledgeDocumentFactory(organization=org_a).pk,
         "avatar": avatar_factories.with_portrait(

@@ -192,7 +192,7 @@ names, which server-side apply rejects); env also wins over the ConfigMap's keys
 {{- range list "SECRET_KEY" "DATABASE_URL" "REDIS_URL" }}
 {{- $env = append $env (dict "name" . "valueFrom" (dict "secretKeyRef" (dict "name" $.secretName "key" .))) }}
 {{- end }}
-{{- range list "STRIPE_SECRET_KEY" "STRIPE_WEBHOOK_SECRET" "INFERENCE_LLM_API_KEY" }}
+{{- range list "STRIPE_SECRET_KEY" "STRIPE_WEBHOOK_SECRET" "INFERENCE_LLM_API_KEY" "STREAM_KEY_ENCRYPTION_KEY" "STREAM_KEY_ENCRYPTION_KEY_FALLBACKS" }}
 {{- $env = append $env (dict "name" . "valueFrom" (dict "secretKeyRef" (dict "name" $.secretName "key" . "optional" true))) }}
 {{- end }}
 {{- $env = concat $env (.extra | default list) }}
@@ -218,6 +218,12 @@ STRIPE_WEBHOOK_SECRET: {{ . | quote }}
 {{- end }}
 {{- with .Values.secrets.llmApiKey }}
 INFERENCE_LLM_API_KEY: {{ . | quote }}
+{{- end }}
+{{- with .Values.secrets.streamKeyEncryptionKey }}
+STREAM_KEY_ENCRYPTION_KEY: {{ . | quote }}
+{{- end }}
+{{- with .Values.secrets.streamKeyEncryptionKeyFallbacks }}
+STREAM_KEY_ENCRYPTION_KEY_FALLBACKS: {{ . | quote }}
 {{- end }}
 {{- end }}
 
