@@ -33,8 +33,7 @@ from avatars.models import Employment, EmploymentStatus
 from inference import capacity
 from inference import services as inference
 from inference.models import FINAL_STATES, Workload, WorkloadKind, WorkloadState
-from inference.pipelines.live import MAX_SHIFT_S
-from inference.pipelines.script import parse_script
+from inference.pipelines.script import MAX_SHIFT_S, parse_script
 from inference.pipelines.types import StageError
 from scheduling import materialise, secrets
 from scheduling.models import Shift, ShiftState, Station, StationKind

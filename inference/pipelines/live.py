@@ -43,13 +43,12 @@ import numpy as np
 from inference import contracts
 from inference.pipelines import render
 from inference.pipelines.rtmp import Gap, RtmpPush, fit_audio, redact, samples_at
-from inference.pipelines.script import Script, Segment, parse_script
+from inference.pipelines.script import MAX_SHIFT_S, Script, Segment, parse_script
 from inference.pipelines.types import Speech, StageError
 from inference.worker.pipelines import PipelineFailed, WorkloadContext
 
 CHUNK_FRAMES = 10  # frames rendered and sent together: 0.4 s at 25 frames/s
 REPORT_EVERY_S = 10.0
-MAX_SHIFT_S = 24 * 3600.0
 MAX_IDLE_S = 600.0
 DEFAULT_LATENCY_S = 1.0
 HLS_SEGMENT_S = 2.0

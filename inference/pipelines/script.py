@@ -13,6 +13,7 @@ from typing import Any
 from inference.pipelines.types import SUPPORTED_LANGUAGES, StageError
 
 MAX_SEGMENTS = 200
+MAX_SHIFT_S = 24 * 3600.0  # the longest live workload; torch-free, so scheduling can read it
 DEFAULT_LANGUAGE = "zh"
 
 
