@@ -148,7 +148,11 @@ def test_serve_runs_the_product_and_stops_everything_on_ctrl_c(embedded_env):
         while time.monotonic() < deadline and not wanted <= _on_duty(embedded_env):
             time.sleep(2)
         assert wanted <= _on_duty(embedded_env), "the demo's shifts did not go on duty"
+        # On duty means the stream runs; the playlist appears once its first segment is written.
         renders = Path(embedded_env["DATA_DIR"]) / "media" / "renders"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(renders.glob("station-*/index.m3u8")):
+            time.sleep(1)
         assert list(renders.glob("station-*/index.m3u8")), "the rehearsal streams no HLS"
     finally:
         serve.send_signal(signal.SIGINT)

@@ -53,7 +53,7 @@ def test_the_token_is_shown_once_at_creation(api_a, org_a):
     assert listed.status_code == retrieved.status_code == 200
     for response in (listed, retrieved):
         assert token not in response.content.decode()
-        assert token.split("_")[-1] not in response.content.decode()
+        assert token.split("_", 2)[2] not in response.content.decode()  # the secret part
     assert "token" not in retrieved.json()
     assert "key_hash" not in retrieved.json()
     assert [key["name"] for key in listed.json()["results"]] == ["ingest"]
