@@ -8,6 +8,11 @@ A workload that cannot fit may preempt lower priorities: first its own organizat
 its own workers, then whole idle or lower-priority workers of other organizations in the same
 pool (a worker is a tenant boundary, so freeing capacity across organizations means freeing a
 worker). Preempted workloads are requeued and told why.
+
+Other packages may hold work back without inference importing them: the setting
+`INFERENCE_ADMISSION_GATE` names a function called once per pass that returns a gate, asked
+about each queued workload before anything else is weighed; it answers None, or a reason code
+and a sentence, and the workload then waits with them (billing's budget hard stop).
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import heapq
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from django.conf import settings
 from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from inference.lifecycle import requeue, set_waiting_reason, start_draining, transition
 from inference.models import (
@@ -40,6 +47,8 @@ from tenants.plans import limits_of
 
 OrgClass = tuple[uuid.UUID, str]  # (organization id, GPU class)
 OrgPool = tuple[uuid.UUID, int]  # (organization id, pool id)
+# (organization, workload) -> None to go on weighing it, or (reason code, sentence) to hold it.
+Gate = Callable[[Organization, Workload], tuple[str, str] | None]
 
 
 @dataclasses.dataclass
@@ -294,13 +303,27 @@ def admit() -> AdmissionResult:
         return result
     pools = {pool.id: pool for pool in WorkerPool.objects.all()}
     snapshot = _snapshot({w.organization_id for w in queued}, pools)
+    gate = _gate()
     for workload in _fair_order(queued, snapshot):
-        _consider(workload, pools[workload.pool_id], snapshot, result)
+        _consider(workload, pools[workload.pool_id], snapshot, result, gate)
     return result
 
 
+def _gate() -> Gate | None:
+    """This pass's gate, from the function `INFERENCE_ADMISSION_GATE` names (none when empty)."""
+    path: str = settings.INFERENCE_ADMISSION_GATE
+    if not path:
+        return None
+    make: Callable[[], Gate] = import_string(path)
+    return make()
+
+
 def _consider(
-    workload: Workload, pool: WorkerPool, snapshot: _Snapshot, result: AdmissionResult
+    workload: Workload,
+    pool: WorkerPool,
+    snapshot: _Snapshot,
+    result: AdmissionResult,
+    gate: Gate | None = None,
 ) -> None:
     organization: Organization = workload.organization
     org_id, gpu_class = workload.organization_id, pool.gpu_class
@@ -315,6 +338,10 @@ def _consider(
             f"Needs {workload.slots} slots; a {pool.name} worker has {pool.slots_per_worker}.",
         )
         result.writes += 2
+        return
+    held_back = gate(organization, workload) if gate is not None else None
+    if held_back is not None:
+        _wait(result, workload, *held_back)
         return
     limits = limits_of(organization)
     quota = limits.gpu_slots.get(gpu_class, 0)

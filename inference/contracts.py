@@ -25,6 +25,10 @@ SESSION_SOCKET_PATH = "/ws/inference/worker/sessions/{workload}/"
 INPUT_PATH = "/api/v1/inference/worker/workloads/{workload}/inputs/{name}/"
 OUTPUT_PATH = "/api/v1/inference/worker/workloads/{workload}/outputs/{name}/"
 SHA256_HEADER = "X-Content-SHA256"
+# A spec's portrait (render, live, session): the input of this name (`{"sha256", "bytes", ...}`),
+# which the worker fetches, or `"portrait": REFERENCE_PORTRAIT`, the one that ships with it.
+PORTRAIT_INPUT = "portrait"
+REFERENCE_PORTRAIT = "reference"
 
 # Environment of a worker process, set by the backend that starts it.
 ENV_CONTROL_URL = "IRONBOWL_CONTROL_URL"

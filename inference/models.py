@@ -227,6 +227,9 @@ class Workload(TenantOwned):
     reservation = models.ForeignKey(
         "Reservation", null=True, blank=True, on_delete=models.SET_NULL, related_name="workloads"
     )
+    # Submitted by the platform itself (a shift's stream), never through the API: only such a
+    # spec's credential references are resolved for its worker (`inference.spec_secrets`).
+    platform_submitted = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     admitted_at = models.DateTimeField(null=True, blank=True)
     placed_at = models.DateTimeField(null=True, blank=True)

@@ -110,13 +110,13 @@ def assignments(worker: Worker) -> list[Workload]:
 
 
 def assignments_with_specs(worker: Worker) -> list[tuple[Workload, dict[str, Any]]]:
-    """The assignments with the specs their worker receives: credentials named by reference
-    resolved (`spec_secrets`). A workload whose credential cannot be had fails, saying why,
-    instead of going to the worker without it."""
+    """The assignments with the specs their worker receives: credentials the platform named by
+    reference resolved (`spec_secrets.for_worker`). A workload whose credential cannot be had
+    fails, saying why, instead of going to the worker without it."""
     given = []
     for workload in assignments(worker):
         try:
-            spec = spec_secrets.resolved(workload.spec, worker.organization)
+            spec = spec_secrets.for_worker(workload)
         except LookupError as missing:
             transition(workload, WorkloadState.FAILED, "secret_unavailable", str(missing))
             continue
@@ -190,7 +190,7 @@ def _clamp(progress: float | None) -> float:
 
 
 def _record_usage(worker: Worker, workload: Workload, report_id: str, usage: Usage) -> None:
-    UsageReport.objects.create(
+    stored = UsageReport.objects.create(
         organization_id=workload.organization_id,
         report_id=report_id,
         workload=workload,
@@ -201,6 +201,7 @@ def _record_usage(worker: Worker, workload: Workload, report_id: str, usage: Usa
         rendered_seconds=max(usage.rendered_seconds, 0.0),
         interactions=max(usage.interactions, 0),
     )
+    signals.announce_usage(stored)
 
 
 def _finish(workload: Workload, report: Report) -> None:

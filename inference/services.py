@@ -73,9 +73,12 @@ def submit(
     public_service: bool = False,
     idempotency_key: str = "",
     reservation: Reservation | None = None,
+    platform: bool = False,
 ) -> tuple[Workload, bool]:
     """Queue a workload. With an idempotency key, submitting again returns the first one
-    (created=False) instead of queueing twice."""
+    (created=False) instead of queueing twice. `platform`: the platform submits it itself, so
+    the credential references it put in the spec are resolved for the worker (never for a
+    spec from the API: `inference.spec_secrets`)."""
     if idempotency_key:
         existing = (
             Workload.objects.for_organization(organization)
@@ -107,6 +110,7 @@ def submit(
                 spec=spec,
                 idempotency_key=idempotency_key,
                 reservation=reservation,
+                platform_submitted=platform,
                 reason_code="queued",
                 reason="Waiting for the orchestrator's next admission pass.",
             )

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from inference import signals
 from inference.models import (
     FINAL_STATES,
     ON_WORKER_STATES,
@@ -149,7 +150,7 @@ def record_interaction(
     outcome = InteractionOutcome.HANDED_OFF if handed_off else InteractionOutcome.ANSWERED
     try:
         with transaction.atomic():
-            return Interaction.objects.create(
+            interaction = Interaction.objects.create(
                 organization_id=workload.organization_id,
                 workload=workload,
                 question_id=question_id[:64],
@@ -167,6 +168,8 @@ def record_interaction(
             )
     except IntegrityError:
         return None
+    signals.announce_interaction(interaction)
+    return interaction
 
 
 def _number(value: object) -> float:

@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from avatars.models import Employment, EmploymentStatus
 from inference import capacity
 from inference import services as inference
+from inference.contracts import PORTRAIT_INPUT, REFERENCE_PORTRAIT
 from inference.models import FINAL_STATES, Workload, WorkloadKind, WorkloadState
 from inference.pipelines.script import MAX_SHIFT_S, parse_script
 from inference.pipelines.types import StageError
@@ -74,7 +75,10 @@ STARTED = (S.WARMING, S.ON_DUTY, S.TAKEN_OVER)
 # Shifts with a stream the machine follows (a taken-over shift's stream was cancelled).
 FOLLOWING = (S.WARMING, S.ON_DUTY)
 LIVE = StationKind.LIVE_ROOM
-FAILED_STREAM = (WorkloadState.FAILED, WorkloadState.PREEMPTED)
+# A stream that ended so: the shift asks for another one. Only failures count towards
+# MAX_ATTEMPTS; a preempted stream was not at fault (DESIGN: requeued, never dropped).
+FAILED_STREAM = (WorkloadState.FAILED,)
+ASKED_AGAIN = (WorkloadState.FAILED, WorkloadState.PREEMPTED)
 # Stream states a shift follows (on air, or over); the others change nothing for it.
 STREAM_MOVES = frozenset({WorkloadState.RUNNING, *FINAL_STATES})
 
@@ -121,7 +125,7 @@ def _move(
     values: dict[str, Any] = {"state": to, "reason_code": reason_code, "reason": reason[:2000]}
     values.update(fields)
     moved = (
-        Shift.objects.unscoped_dangerously()
+        Shift.objects.for_organization(shift.organization)
         .filter(pk=shift.pk, state=shift.state, attempts=shift.attempts)
         .update(**values, updated_at=timezone.now())
     )
@@ -224,7 +228,10 @@ def live_spec(shift: Shift, now: dt.datetime) -> dict[str, Any]:
         "size": VIDEO_SIZE,
     }
     portrait = portrait_of(employment)
-    spec.update({"portrait_path": portrait} if portrait else {"portrait": "reference"})
+    if portrait:
+        spec["inputs"] = {PORTRAIT_INPUT: portrait}
+    else:
+        spec["portrait"] = REFERENCE_PORTRAIT
     return spec
 
 
@@ -241,6 +248,7 @@ def _request_stream(shift: Shift, attempt: int, now: dt.datetime) -> Workload:
         gpu_class=reservation.gpu_class if reservation else None,
         idempotency_key=f"shift:{shift.pk}:{attempt}",
         reservation=reservation,
+        platform=True,
     )
     return workload
 
@@ -259,8 +267,10 @@ def _go(
         workload = _request_stream(shift, attempt, now)
     except (inference.InferenceError, StageError) as error:
         reason = _("Its stream could not be requested: %(error)s") % {"error": error}
-        if shift.state == S.PLANNED:
+        if actor is SYSTEM and shift.state == S.PLANNED:
+            # The tick, at the shift's time: there is no one to answer, so the shift says it.
             return _finish(actor, shift, S.FAILED, "stream_refused", reason, now=now)
+        # A person asked: they are told, and the shift is left as it was.
         raise ConflictError("stream_refused", reason) from error
     reason = _("Stream requested (attempt %(n)s); waiting for a worker to put it on air.") % {
         "n": attempt
@@ -286,7 +296,7 @@ def _follow(shift: Shift, now: dt.datetime) -> bool:
     if workload.state == WorkloadState.CANCELLED:
         reason = _("Its stream was cancelled: %(why)s") % {"why": workload.reason}
         return _finish(SYSTEM, shift, S.ENDED, "stream_cancelled", reason, now=now)
-    if workload.state in FAILED_STREAM:
+    if workload.state in ASKED_AGAIN:
         return _retry_or_fail(shift, workload, now)
     return False
 
@@ -298,7 +308,8 @@ def _retry_or_fail(shift: Shift, workload: Workload, now: dt.datetime) -> bool:
         .count()
     )
     why = workload.reason or workload.get_state_display()
-    if failures >= MAX_ATTEMPTS or now >= shift.ends_at:
+    preempted = workload.state == WorkloadState.PREEMPTED
+    if (failures >= MAX_ATTEMPTS and not preempted) or now >= shift.ends_at:
         reason = _("The stream failed %(n)s time(s); the last time: %(why)s") % {
             "n": failures,
             "why": why,
@@ -321,6 +332,8 @@ def _retry_or_fail(shift: Shift, workload: Workload, now: dt.datetime) -> bool:
         "n": failures + 1,
         "max": MAX_ATTEMPTS,
     }
+    if preempted:
+        reason = _("The stream was preempted (%(why)s); it is asked for again.") % {"why": why}
     return _move(SYSTEM, shift, S.WARMING, "retrying", reason, attempts=attempt, workload=retry)
 
 
@@ -344,9 +357,26 @@ def _advance(shift: Shift, now: dt.datetime) -> str | None:
     return str(shift.state) if (shift.state, shift.attempts) != before else None
 
 
+def _off_air_reason(shift: Shift) -> tuple[str, str] | None:
+    """Why a shift under way must end now (its hire suspended or let go, its station switched
+    off), as `stand_down` would have ended it; None when it may go on."""
+    status = shift.employment.status
+    if status != EmploymentStatus.ACTIVE:
+        return f"employment_{status}", _("The digital employee was %(status)s.") % {
+            "status": str(EmploymentStatus(status).label).lower()
+        }
+    if not shift.station.is_active:
+        return "station_inactive", _("The station was switched off.")
+    return None
+
+
 def _step(shift: Shift, now: dt.datetime) -> None:
     if shift.state in FOLLOWING:
         _follow(shift, now)
+    stopped = _off_air_reason(shift) if shift.state in STARTED else None
+    if stopped is not None:  # the signal that stands it down (`stand_down`) was lost
+        _finish(SYSTEM, shift, S.ENDED, *stopped, now=now)
+        return
     if shift.state in STARTED and shift.ends_at <= now:
         if shift.state == S.WARMING and shift.on_duty_at is None:
             reason = _("The shift's time ran out before its stream came on air.")
@@ -382,7 +412,8 @@ def _step(shift: Shift, now: dt.datetime) -> None:
 
 def due(now: dt.datetime) -> Q:
     """Shifts with something to do at `now`: to start (a live one within its warm-up), to end,
-    missed, or whose stream changed unnoticed (a lost signal)."""
+    missed, whose stream changed unnoticed, or under way for a hire or at a station that has
+    stopped (both lost signals)."""
     live = Q(station__kind=LIVE)
     warms_up = live & Q(schedule__always_on=False)
     start = Q(state=S.PLANNED) & (
@@ -400,7 +431,10 @@ def due(now: dt.datetime) -> Q:
     stream_changed = Q(state__in=FOLLOWING, workload__state__in=FINAL_STATES) | Q(
         state=S.WARMING, workload__state=WorkloadState.RUNNING
     )
-    return start | over | late | stream_changed
+    stopped = Q(state__in=STARTED) & (
+        ~Q(employment__status=EmploymentStatus.ACTIVE) | Q(station__is_active=False)
+    )
+    return start | over | late | stream_changed | stopped
 
 
 def _locked(queryset: QuerySet[Shift], *, skip_locked: bool = False) -> QuerySet[Shift]:

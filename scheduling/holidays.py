@@ -90,21 +90,35 @@ def delete_calendar(actor: Actor, calendar: HolidayCalendar) -> None:
     _rematerialise(organization, users)
 
 
+def _day_taken(date: dt.date) -> ConflictError:
+    return ConflictError(
+        "day_taken",
+        _("%(date)s is already in this calendar; change that day instead.")
+        % {"date": date.isoformat()},
+        field="date",
+    )
+
+
+def _save_day(day: Holiday, **options: Any) -> None:
+    """Save the day; a request that took its date meanwhile (after this one looked) is refused
+    as if it had been seen, not answered with a server error."""
+    try:
+        with transaction.atomic():
+            day.save(**options)
+    except IntegrityError:
+        raise _day_taken(day.date) from None
+
+
 @transaction.atomic
 def add_day(
     actor: Actor, calendar: HolidayCalendar, *, date: dt.date, kind: str, name: str = ""
 ) -> Holiday:
     organization = calendar.organization
     if Holiday.objects.for_organization(organization).filter(calendar=calendar, date=date).exists():
-        raise ConflictError(
-            "day_taken",
-            _("%(date)s is already in this calendar; change that day instead.")
-            % {"date": date.isoformat()},
-            field="date",
-        )
+        raise _day_taken(date)
     day = Holiday(organization=organization, calendar=calendar, date=date, kind=kind, name=name)
     _apply(calendar, {date: kind})
-    day.save(force_insert=True)
+    _save_day(day, force_insert=True)
     audit.record(actor, organization, "holiday.create", day, after=audit.snapshot(day))
     _rematerialise(organization, _schedules_using(calendar))
     return day
@@ -125,14 +139,9 @@ def update_day(actor: Actor, day: Holiday, **changes: Any) -> Holiday:
         calendar_id=day.calendar_id, date=day.date
     )
     if taken.exclude(pk=day.pk).exists():
-        raise ConflictError(
-            "day_taken",
-            _("%(date)s is already in this calendar; change that day instead.")
-            % {"date": day.date.isoformat()},
-            field="date",
-        )
+        raise _day_taken(day.date)
     _apply(day.calendar, {old_date: None, day.date: day.kind})
-    day.save()
+    _save_day(day)
     audit.record_update(actor, organization, "holiday.update", day, before=before)
     _rematerialise(organization, _schedules_using(day.calendar))
     return day

@@ -99,9 +99,15 @@ def update_schedule(actor: Actor, schedule: Schedule, **changes: Any) -> Schedul
 @transaction.atomic
 def delete_schedule(actor: Actor, schedule: Schedule) -> None:
     """Delete a schedule that never had a shift start, with its planned shifts; one with history
-    is switched off instead (its shifts are the record of who was on duty)."""
+    is switched off instead (its shifts are the record of who was on duty). The schedule and its
+    shifts are locked first: a shift the tick is starting meanwhile is seen started once the tick
+    commits, never deleted from under it."""
     organization = schedule.organization
+    schedule = (
+        Schedule.objects.for_organization(organization).select_for_update().get(pk=schedule.pk)
+    )
     shifts = Shift.objects.for_organization(organization).filter(schedule=schedule)
+    list(shifts.order_by("pk").select_for_update().values_list("pk", flat=True))
     now = timezone.now()
     started = shifts.exclude(state__in=(ShiftState.PLANNED, ShiftState.CANCELLED))
     if started.exists() or shifts.filter(starts_at__lte=now).exists():
@@ -208,6 +214,7 @@ def check_conflicts(
     end = max(starts) + dt.timedelta(days=CONFLICT_CHECK_DAYS)
     stations = {schedule.station_id for schedule in active}
     employments = {schedule.employment_id for schedule in active}
+    _lock_places(organization, stations, employments)
     changed_ids = {schedule.pk for schedule in active} | {schedule.pk for schedule in changed}
     others = list(
         Schedule.objects.for_organization(organization)
@@ -277,6 +284,19 @@ def check_conflicts(
                 % {"when": _local(at, zone), "count": count, "seats": employment.seats},
                 field="employment",
             )
+
+
+def _lock_places(
+    organization: Organization, stations: set[uuid.UUID], employments: set[uuid.UUID]
+) -> None:
+    """Hold the rows of the stations and hires being checked until the transaction ends, in one
+    order (stations, then hires, each by id, so that two changes cannot deadlock): a change that
+    could overbook the same station or hire as another checks only once the other has committed,
+    and then sees it, instead of both passing against the state before either."""
+    places = Station.objects.for_organization(organization).filter(id__in=stations)
+    list(places.order_by("id").select_for_update().values_list("id", flat=True))
+    hires = Employment.objects.for_organization(organization).filter(id__in=employments)
+    list(hires.order_by("id").select_for_update().values_list("id", flat=True))
 
 
 def _days(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
+import pytest
 from django.apps import apps
 
 # The project's own apps: every table a request could write to lives in one of them.
@@ -17,3 +21,14 @@ def database_rows() -> dict[str, list[tuple[object, ...]]]:
         # The base manager is the plain one: a test may read across tenants.
         rows[model._meta.label] = list(model._base_manager.order_by("pk").values_list())
     return rows
+
+
+def require_tool(command: str, package: str) -> None:
+    """Skip the test when `command` is not installed here; fail it under CI (env CI set), which
+    installs every tool the tests use, so that a missing one cannot pass as skipped."""
+    if shutil.which(command) is not None:
+        return
+    reason = f"{command} (Debian package {package}) is not installed"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must install it")
+    pytest.skip(reason)

@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from inference import selectors, services
+from inference import selectors, services, spec_secrets
 from inference.models import (
     GpuClass,
     Interaction,
@@ -72,6 +72,27 @@ class SubmitSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 _("The spec is %(size)s bytes; at most %(limit)s are allowed.")
                 % {"size": size, "limit": SPEC_MAX_BYTES}
+            )
+        if spec_secrets.names_credential(value):
+            # Only the platform names credentials (a live room's key, resolved for its worker).
+            raise serializers.ValidationError(
+                _(
+                    "A spec may not name a credential (an object with the key %(key)s); the "
+                    "platform adds a live room's stream key to the streams it schedules."
+                )
+                % {"key": spec_secrets.KEY},
+                code="secret_reference",
+            )
+        if "portrait_path" in value:
+            # A worker reads no file a spec names: it shares no disk with the control plane, and
+            # on one that did, the path could name any file there.
+            raise serializers.ValidationError(
+                _(
+                    "A spec may not name a portrait by a path on a disk (portrait_path); name "
+                    "it as the input inputs.portrait: a file of this organization's media, "
+                    'with its sha256 and bytes, or use "portrait": "reference".'
+                ),
+                code="portrait_path_refused",
             )
         return value
 

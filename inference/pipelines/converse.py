@@ -11,8 +11,9 @@ Transport: the pipeline opens a websocket to the control plane's relay with its 
 on the control side): it says `ready`, receives `question`, `visitor` and `end`, and sends
 `answer`, `audio`, `video`, `done`, `error` and finally `closed` with the reason.
 
-Spec: `{"language": "zh"|"yue"|"en", "video": bool, "size", "fps", "ai_label", "portrait_path"
-| "portrait": "reference", "persona", "idle_timeout_s", "max_minutes"}`. The knowledge comes
+Spec: `{"language": "zh"|"yue"|"en", "video": bool, "size", "fps", "ai_label", "inputs":
+{"portrait": {...}} | "portrait": "reference" (as for `render`), "persona", "idle_timeout_s",
+"max_minutes"}`. The knowledge comes
 from the control plane (`ControlPlaneClient.knowledge`) and is indexed once per version and
 worker, shared by its slots.
 """
@@ -37,7 +38,7 @@ from inference.pipelines import models
 from inference.pipelines.grounding import check_grounding
 from inference.pipelines.language import detect_language
 from inference.pipelines.llm import LlmSettings, LlmUnavailable, OpenAICompatibleRephraser
-from inference.pipelines.render import portrait_renderer, speech_engine
+from inference.pipelines.render import portrait_file, portrait_renderer, speech_engine
 from inference.pipelines.retrieval import Answer, KnowledgeBase, KnowledgeEntry
 from inference.pipelines.types import SUPPORTED_LANGUAGES, StageError
 from inference.worker.client import ControlPlaneError, ControlPlaneUnavailable
@@ -309,7 +310,7 @@ def _converse(ctx: WorkloadContext) -> dict[str, Any]:
     )
     renderer = None
     if spec["video"]:
-        renderer = portrait_renderer(spec["portrait"], spec["size"], device)
+        renderer = portrait_renderer(portrait_file(ctx, spec["portrait"]), spec["size"], device)
     conversation = Conversation(
         knowledge_base(payload, device),
         tts=speech_engine(),

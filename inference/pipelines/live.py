@@ -1,9 +1,9 @@
 """The live pipeline: a digital human on air for a shift, paced in real time.
 
 Spec: `{"segments": [{"text": str, "language": "zh" | "yue" | "en"}, ...], "portrait":
-"reference" | "portrait_path": str, "ai_label": bool, "duration_s": float, "idle_between_s":
-float, "script_version": int, "outputs": {"hls_dir": str, "rtmp_url": str} (one or both),
-"size": int, "fps": int, "seed": int, "latency_s": float}`.
+"reference" | "inputs": {"portrait": {...}} (as for `render`), "ai_label": bool, "duration_s":
+float, "idle_between_s": float, "script_version": int, "outputs": {"hls_dir": str, "rtmp_url":
+str} (one or both), "size": int, "fps": int, "seed": int, "latency_s": float}`.
 
 The stream is a timeline of `round(duration_s × fps)` frames. The program plays the script's
 segments in order (speech, mouth track and frames, as `render` makes them) with an idle loop
@@ -97,7 +97,7 @@ class ControlPlaneScript:
 @dataclasses.dataclass(frozen=True)
 class LiveSpec:
     script: Script
-    portrait: str
+    portrait: render.Portrait
     ai_label: bool
     duration_s: float
     idle_between_s: float
@@ -122,7 +122,7 @@ def parse_spec(spec: dict[str, Any]) -> LiveSpec:
     shape = render.parse_spec(
         {
             key: spec[key]
-            for key in ("portrait", "portrait_path", "size", "fps", "seed")
+            for key in ("portrait", "inputs", "portrait_path", "size", "fps", "seed")
             if key in spec
         }
         | {"text": script.segments[0].text, "language": script.segments[0].language}
@@ -315,7 +315,7 @@ def _live(ctx: WorkloadContext) -> dict[str, Any]:
         source, tts, fps=spec.fps, rate=int(tts.sample_rate), idle_s=spec.idle_between_s
     )
     program.prepare(spec.script)
-    renderer = render.portrait_renderer(spec.portrait, spec.size, device)
+    renderer = render.portrait_renderer(render.portrait_file(ctx, spec.portrait), spec.size, device)
     air = _OnAir(ctx, spec, program, renderer, threads=threads)
     air.stream(source)
     return air.result(device)

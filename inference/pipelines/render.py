@@ -1,9 +1,12 @@
 """The render pipeline: a script becomes an MP4 of the avatar speaking it.
 
-Spec: `{"text": str, "language": "zh" | "yue" | "en", "portrait_path": str, "ai_label": bool,
-"size": int, "fps": int, "seed": int}`. `portrait_path` names an image the worker can read (the
-avatar bundle's portrait); `"portrait": "reference"` uses the public-domain portrait that ships
-with scikit-image instead (demo and tests). Writes `<IRONBOWL_OUTPUT_DIR>/<workload id>.mp4`.
+Spec: `{"text": str, "language": "zh" | "yue" | "en", "inputs": {"portrait": {"sha256": str,
+"bytes": int, ...}}, "ai_label": bool, "size": int, "fps": int, "seed": int}`. The portrait is the
+workload's input `portrait` (the avatar bundle's image), which the worker fetches from the control
+plane — a GPU pod shares no disk with it — and keeps by its SHA-256 for the next workload;
+`"portrait": "reference"` uses the public-domain portrait that ships with scikit-image instead
+(demo and tests). A path on a disk (`portrait_path`) is not read. Writes
+`<IRONBOWL_OUTPUT_DIR>/<workload id>.mp4`.
 
 Speech and mouth track come first (fast), then frames are rendered in chunks and streamed into
 the encoder, so memory stays flat, progress is reported per chunk and a cancel stops between
@@ -12,8 +15,12 @@ chunks. Models load once per worker process and are shared by its slots.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +30,30 @@ import numpy as np
 from inference import contracts
 from inference.pipelines import models
 from inference.pipelines.types import SUPPORTED_LANGUAGES, StageError
+from inference.worker import artifacts
 from inference.worker.pipelines import PipelineFailed, WorkloadContext
 
 ENV_OUTPUT_DIR = "IRONBOWL_OUTPUT_DIR"
 ENV_TORCH_THREADS = "IRONBOWL_TORCH_THREADS"
 CHUNK_FRAMES = 50
 MAX_SIZE = 1024
+REFERENCE = contracts.REFERENCE_PORTRAIT
+PORTRAIT_INPUT = contracts.PORTRAIT_INPUT
+PORTRAIT_MAX_BYTES = 32 * 1024 * 1024
+PORTRAIT_CACHE = "ironbowl-portraits"  # under the worker's temporary folder
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class PortraitInput:
+    """The workload's input `portrait`, as its spec describes it."""
+
+    sha256: str
+    size: int
+
+
+# "reference", or the portrait the control plane sends.
+Portrait = str | PortraitInput
 
 
 def run(ctx: WorkloadContext) -> dict[str, Any]:
@@ -55,7 +80,7 @@ def _render(ctx: WorkloadContext) -> dict[str, Any]:
     speech = speech_engine().synthesize(spec["text"], spec["language"])
     ctx.check_stopped()
     openness = mouth_track(speech, spec["fps"])
-    renderer = portrait_renderer(spec["portrait"], spec["size"], device)
+    renderer = portrait_renderer(portrait_file(ctx, spec["portrait"]), spec["size"], device)
     total = len(openness)
 
     def frames() -> Iterator[np.ndarray]:
@@ -101,14 +126,6 @@ def parse_spec(spec: dict[str, Any]) -> dict[str, Any]:
             raise StageError(f"`{name}` must be a whole number from {low} to {high}.")
     if size % 2:
         raise StageError("`size` must be even (H.264 needs even dimensions).")
-    if spec.get("portrait") == "reference":
-        portrait: str = "reference"
-    else:
-        portrait = str(spec.get("portrait_path") or "")
-        if not portrait:
-            raise StageError("No portrait: the avatar has no portrait image to animate.")
-        if not Path(portrait).is_file():
-            raise StageError(f"The portrait {portrait} cannot be read by this worker.")
     return {
         "text": text,
         "language": language,
@@ -116,8 +133,58 @@ def parse_spec(spec: dict[str, Any]) -> dict[str, Any]:
         "fps": fps,
         "seed": int(seed) if isinstance(seed, int) else 0,
         "ai_label": bool(spec.get("ai_label", True)),
-        "portrait": portrait,
+        "portrait": parse_portrait(spec),
     }
+
+
+def parse_portrait(spec: dict[str, Any]) -> Portrait:
+    """The spec's portrait: the reference one, or the input `portrait` with its SHA-256 and size.
+    A path is refused: the worker has no disk in common with the control plane, and one that had
+    would read whatever file a spec named."""
+    if spec.get("portrait") == REFERENCE:
+        return REFERENCE
+    if "portrait_path" in spec:
+        raise StageError(
+            "`portrait_path` is not read: a worker reads no file a spec names; name the portrait "
+            "as the input `inputs.portrait`."
+        )
+    inputs = spec.get("inputs")
+    entry = inputs.get(PORTRAIT_INPUT) if isinstance(inputs, dict) else None
+    if entry is None:
+        raise StageError("No portrait: the avatar has no portrait image to animate.")
+    sha256 = entry.get("sha256") if isinstance(entry, dict) else None
+    size = entry.get("bytes") if isinstance(entry, dict) else None
+    if not isinstance(sha256, str) or not _SHA256.match(sha256):
+        raise StageError("`inputs.portrait.sha256` must be the portrait's SHA-256, 64 hex digits.")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= PORTRAIT_MAX_BYTES:
+        raise StageError(
+            f"`inputs.portrait.bytes` must be the portrait's size, 1 to {PORTRAIT_MAX_BYTES}."
+        )
+    return PortraitInput(sha256, size)
+
+
+def portrait_file(ctx: WorkloadContext, portrait: Portrait) -> str:
+    """Where the portrait is on this worker: "reference", or the input fetched from the control
+    plane into the worker's temporary folder, named by its SHA-256 so that the next workload with
+    it (and the renderer made from it) finds it there. A copy that no longer matches its name is
+    fetched again."""
+    if not isinstance(portrait, PortraitInput):
+        return portrait
+    folder = Path(tempfile.gettempdir()) / PORTRAIT_CACHE
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = folder / portrait.sha256
+    if kept.is_file() and artifacts.file_sha256(kept) == portrait.sha256:
+        return str(kept)
+    # Fetched under a name of its own: slots fetching the same portrait at once do not collide.
+    arriving = folder / f".{uuid.uuid4().hex}.arriving"
+    try:
+        artifacts.fetch_input(
+            ctx, PORTRAIT_INPUT, arriving, sha256=portrait.sha256, size=portrait.size
+        )
+        arriving.replace(kept)
+    finally:
+        arriving.unlink(missing_ok=True)
+    return str(kept)
 
 
 def speech_engine() -> Any:
@@ -137,7 +204,7 @@ def portrait_renderer(portrait: str, size: int, device: str) -> Any:
 
 
 def _portrait_pixels(portrait: str) -> np.ndarray:
-    if portrait == "reference":
+    if portrait == REFERENCE:
         from skimage import data
 
         return np.asarray(data.astronaut())  # type: ignore[no-untyped-call]

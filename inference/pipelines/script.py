@@ -13,7 +13,12 @@ from typing import Any
 from inference.pipelines.types import SUPPORTED_LANGUAGES, StageError
 
 MAX_SEGMENTS = 200
-MAX_SHIFT_S = 24 * 3600.0  # the longest live workload; torch-free, so scheduling can read it
+# The longest live workload (torch-free, so scheduling can read it): the longest shift — a 24/7
+# day on a date the clocks go back, 25 hours — requested the longest warm-up before it starts
+# (SCHEDULING_WARMUP_MINUTES is at most 120).
+LONGEST_DAY_S = 25 * 3600.0
+MAX_WARMUP_S = 120 * 60.0
+MAX_SHIFT_S = LONGEST_DAY_S + MAX_WARMUP_S
 DEFAULT_LANGUAGE = "zh"
 
 

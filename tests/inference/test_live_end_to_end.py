@@ -13,8 +13,6 @@ shift is either sent or counted as dropped).
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from rest_framework.test import APIClient
 
@@ -26,6 +24,7 @@ from inference.pools import EMBEDDED_POOLS, sync_pools
 from inference.reconcile import Reconciler
 from tenants.roles import Role
 from tests.inference.test_end_to_end import _drive, _state
+from tests.support import require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +39,7 @@ UPDATE = [
 
 @pytest.fixture
 def on_air(org_a, live_server, settings, tmp_path, member_factory):
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe (Debian package ffmpeg) is not installed")
+    require_tool("ffprobe", "ffmpeg")
     settings.INFERENCE_CONTROL_URL = live_server.url
     settings.INFERENCE_HEARTBEAT_INTERVAL_S = 0.5  # the update's way to the worker
     sync_pools([pool for pool in EMBEDDED_POOLS if pool["name"] == "live-cpu"])

@@ -24,7 +24,12 @@ from inference.consumers import CLOSE_GONE, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED
 from inference.models import Interaction, WorkerPool, Workload
 from scheduling import sessions as opening
 from tenants.audit import SYSTEM
-from tests.avatars.factories import KnowledgeEntryFactory, onboarded_employment
+from tests.avatars.factories import (
+    PORTRAIT_PNG,
+    KnowledgeEntryFactory,
+    onboarded_employment,
+    with_portrait,
+)
 from tests.factories import StationFactory
 from tests.inference.fakes import FakeBackend
 from tests.inference.support import place_on_new_worker
@@ -122,6 +127,23 @@ def test_a_session_without_a_portrait_has_no_video(api_a, org_a, desk):
     station, employment = desk
     response = _open(api_a, org_a, station, employment, video=True)
     assert response.status_code == 201 and response.json()["video"] is False
+
+
+def test_a_sessions_portrait_is_an_input_of_the_organization(
+    api_a, org_a, desk, settings, tmp_path
+):
+    """Not a path on the control plane's disk: the worker fetches the input (a market avatar's
+    portrait is copied from its vendor's media into the organization's)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    station, employment = desk
+    with_portrait(employment.avatar)
+    response = _open(api_a, org_a, station, employment, video=True)
+    assert response.status_code == 201 and response.json()["video"] is True
+    spec = Workload.objects.for_organization(org_a).get(pk=response.json()["workload"]).spec
+    assert "portrait_path" not in spec and str(tmp_path) not in json.dumps(spec)
+    media = spec["inputs"]["portrait"]["media"]
+    assert media.startswith(f"portraits/{org_a.pk}/")
+    assert (tmp_path / "media" / media).read_bytes() == PORTRAIT_PNG
 
 
 @pytest.mark.parametrize("problem", ["station_off", "employee_suspended", "no_knowledge"])

@@ -11,7 +11,9 @@ orchestrator and the protocol do; tests/scheduling/test_duty_end_to_end.py runs 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import zoneinfo
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -19,15 +21,22 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from avatars import employments
-from inference import spec_secrets
+from avatars.models import Employment
+from inference import contracts, spec_secrets
 from inference.lifecycle import transition
 from inference.models import Reservation, Workload, WorkloadState
+from inference.pipelines import live
+from inference.pipelines.script import MAX_WARMUP_S
+from ironbowl.config import Config
 from ironbowl.realtime import activity_group
 from scheduling import duty, materialise, secrets
-from scheduling.models import Shift, ShiftState
+from scheduling.models import Shift, ShiftState, Station
 from tenants.audit import SYSTEM
 from tenants.errors import ConflictError
 from tenants.models import AuditEntry
+from tests.avatars import factories as avatar_factories
+from tests.inference.fakes import FakeBackend
+from tests.inference.support import place_on_new_worker
 from tests.scheduling import duty_world as world
 from tests.support import database_rows
 
@@ -130,11 +139,46 @@ def test_the_stream_carries_the_schedules_script_and_the_stations_rtmp_push(org_
     # The stream key is named, not written, in the spec the organization can read; the worker's
     # assignment gets the push URL with the key.
     assert "sk-room" not in json.dumps(spec)
-    assert spec_secrets.resolved(spec, org_a)["outputs"]["rtmp_url"] == (
+    assert spec_secrets.for_worker(workload)["outputs"]["rtmp_url"] == (
         "rtmp://live-push.example.com/live/sk-room-7f3a9c21"
     )
     entries = AuditEntry.objects.for_organization(org_a).filter(object_type="scheduling.shift")
     assert all("sk-room" not in str(entry.after) for entry in entries)
+
+
+@pytest.mark.parametrize("whose", ["market", "own"])
+def test_the_portrait_reaches_the_worker_as_an_input_of_the_hiring_organization(
+    org_a, settings, tmp_path, whose
+):
+    """The worker shares no disk with the control plane: the spec names the portrait as an
+    input, a file of the hiring organization's media (a market avatar's portrait, kept in its
+    vendor's, is copied there), which only the worker the stream is placed on may fetch.
+    Real: the tick, inference's submit, the worker protocol's input view. Simulated: the
+    cluster (FakeBackend) and the worker (the test client asks for the input)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    shift = world.live_shift(org_a, START)
+    avatar = shift.employment.avatar
+    if whose == "own":
+        avatar = avatar_factories.ready_avatar(organization=org_a)
+        Employment.objects.for_organization(org_a).filter(pk=shift.employment_id).update(
+            avatar=avatar, avatar_version=avatar.current_version
+        )
+    avatar_factories.with_portrait(avatar)
+
+    duty.tick(START - duty.warmup())
+
+    workload = world.fresh(shift).workload
+    assert "portrait_path" not in workload.spec
+    assert str(tmp_path) not in json.dumps(workload.spec)
+    portrait = workload.spec["inputs"]["portrait"]
+    assert portrait["sha256"] == hashlib.sha256(avatar_factories.PORTRAIT_PNG).hexdigest()
+    assert portrait["bytes"] == len(avatar_factories.PORTRAIT_PNG)
+    assert portrait["media"].split("/")[1] == str(org_a.pk)
+    worker, _token = place_on_new_worker(FakeBackend(), workload, "live")
+    url = contracts.INPUT_PATH.format(workload=workload.pk, name="portrait")
+    fetched = worker.get(f"{url}?attempt=1")
+    assert fetched.status_code == 200
+    assert b"".join(fetched.streaming_content) == avatar_factories.PORTRAIT_PNG
 
 
 def test_the_end_of_the_shift_stops_a_stream_still_on_air(org_a, stream):
@@ -213,6 +257,25 @@ def test_a_failed_stream_is_retried_with_a_new_attempt_then_the_shift_fails(org_
         "shift.retry",
         "shift.fail",
     ]
+
+
+def test_a_preempted_stream_is_asked_for_again_without_counting_as_a_failure(org_a, stream):
+    """Preempted for higher-priority work is not the stream's fault (DESIGN: requeued, never
+    dropped): more preemptions than `MAX_ATTEMPTS`, then a failure, and the shift still goes on."""
+    shift = world.live_shift(org_a, START)
+    duty.tick(START - duty.warmup())
+    for attempt in range(2, duty.MAX_ATTEMPTS + 3):
+        stream(world.fresh(shift).workload, WorkloadState.PREEMPTED, "A 24/7 desk needed the slot.")
+        moved = world.fresh(shift)
+        assert (moved.state, moved.attempts, moved.reason_code) == (S.WARMING, attempt, "retrying")
+        assert "preempted" in moved.reason and "A 24/7 desk needed the slot." in moved.reason
+
+    stream(world.fresh(shift).workload, WorkloadState.FAILED, "Lost the worker.")
+
+    shift = world.fresh(shift)
+    assert (shift.state, shift.reason_code) == (S.WARMING, "retrying")
+    assert "attempt 2 of 3" in shift.reason
+    assert _held(shift)
 
 
 def test_a_stream_that_fails_when_no_time_is_left_fails_the_shift_without_a_retry(org_a, stream):
@@ -316,6 +379,75 @@ def test_suspending_or_terminating_a_hire_cancels_its_planned_shifts_and_ends_th
         employments.transition_employment(SYSTEM, other.employment, "terminated", "Contract over.")
     other = world.fresh(other)
     assert (other.state, other.reason_code) == (S.ENDED, "employment_terminated")
+
+
+@pytest.mark.parametrize("change", ["suspended", "terminated", "station_off"])
+def test_the_tick_takes_off_air_a_shift_whose_hire_or_station_stopped_with_no_signal(
+    org_a, stream, change
+):
+    """The after-commit signal that stands shifts down was lost (here: the status is changed by
+    a queryset update, which sends none); the next tick ends the shift all the same."""
+    on_air = world.live_shift(org_a, START)
+    taken = world.live_shift(org_a, START)
+    other = world.live_shift(org_a, START)  # another hire at another station: untouched
+    duty.tick(START - duty.warmup())
+    stream(world.fresh(on_air).workload, WorkloadState.RUNNING)
+    duty.take_over(SYSTEM, world.fresh(taken))
+    for shift in (on_air, taken):
+        if change == "station_off":
+            Station.objects.for_organization(org_a).filter(pk=shift.station_id).update(
+                is_active=False
+            )
+        else:
+            Employment.objects.for_organization(org_a).filter(pk=shift.employment_id).update(
+                status=change
+            )
+
+    assert duty.tick(START + MINUTE).outcomes == {"ended": 2}
+
+    code = "station_inactive" if change == "station_off" else f"employment_{change}"
+    for shift in (world.fresh(on_air), world.fresh(taken)):
+        assert (shift.state, shift.reason_code) == (S.ENDED, code)
+        assert shift.workload.state == WorkloadState.CANCELLED
+        assert not _held(shift)
+    assert world.fresh(other).state == S.WARMING
+    assert duty.tick(START + 2 * MINUTE).shifts == 0
+
+
+def test_a_24_7_day_on_a_daylight_saving_fall_back_date_streams_all_its_25_hours(org_a):
+    """Berlin's clocks go back on 25 October 2026: that day of a 24/7 live room lasts 25 hours,
+    and its stream (requested at the day's start) is asked for all of them."""
+    org_a.time_zone = "Europe/Berlin"
+    org_a.save()
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    starts_at = dt.datetime(2026, 10, 25, tzinfo=berlin).astimezone(dt.UTC)
+    ends_at = dt.datetime(2026, 10, 26, tzinfo=berlin).astimezone(dt.UTC)
+    assert ends_at - starts_at == dt.timedelta(hours=25)
+    shift = world.live_shift(org_a, starts_at, minutes=25 * 60)
+    assert shift.ends_at == ends_at
+    shift.schedule.always_on = True
+    shift.schedule.save()
+
+    spec = duty.live_spec(world.fresh(shift), starts_at)
+
+    assert spec["duration_s"] == 25 * 3600
+    assert live.parse_spec(spec).duration_s == 25 * 3600
+
+
+def test_a_whole_day_shift_streams_through_the_longest_warm_up(org_a, settings):
+    """A 24-hour shift's stream, requested the longest warm-up the configuration allows before
+    it starts, lasts from then to the shift's end."""
+    rules = Config.model_fields["SCHEDULING_WARMUP_MINUTES"].metadata
+    longest = next(rule.le for rule in rules if hasattr(rule, "le"))
+    assert longest * 60 <= MAX_WARMUP_S
+    settings.SCHEDULING_WARMUP_MINUTES = longest
+    shift = world.live_shift(org_a, START, minutes=24 * 60)
+
+    duty.tick(START - duty.warmup())
+
+    spec = world.fresh(shift).workload.spec
+    assert spec["duration_s"] == (shift.ends_at - START + duty.warmup()).total_seconds()
+    assert live.parse_spec(spec).duration_s == spec["duration_s"]
 
 
 def test_an_illegal_move_is_refused_and_writes_nothing(org_a):

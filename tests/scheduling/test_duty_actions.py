@@ -188,6 +188,22 @@ def test_a_shift_of_a_suspended_hire_cannot_be_started(org_a, api_a):
     assert database_rows() == before
 
 
+def test_a_start_whose_stream_is_refused_is_answered_409_and_changes_nothing(org_a, api_a):
+    """The person is told why (no live pool here); the shift stays planned, for the tick or a
+    later try, instead of being failed for good."""
+    shift = world.live_shift(org_a, SOON)
+    world.live_pool().delete()
+    before = database_rows()
+
+    response = api_a.post(_url(shift, "start-early"), {}, format="json")
+
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "stream_refused"
+    assert "No active pool runs live workloads" in response.json()["detail"]
+    assert database_rows() == before
+    assert world.fresh(shift).state == S.PLANNED
+
+
 def test_bad_input_is_refused_with_the_field_and_changes_nothing(org_a, api_a):
     shift = world.live_shift(org_a, SOON)
     before = database_rows()

@@ -11,7 +11,6 @@ waiting the minutes for it: the tick is the one beat runs, given the instant.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import zoneinfo
 
 import pytest
@@ -28,7 +27,7 @@ from scheduling import duty, materialise
 from scheduling.models import Schedule, Shift, ShiftState, StationKind
 from tenants.models import Organization
 from tests.inference.test_end_to_end import _drive
-from tests.support import database_rows
+from tests.support import database_rows, require_tool
 
 S = ShiftState
 
@@ -117,8 +116,7 @@ def test_seeding_again_moves_the_rehearsal_once_the_last_one_is_over(seeded):
 def test_the_demo_goes_on_duty_streams_and_ends_on_the_local_backend(
     live_server, settings, tmp_path
 ):
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe (Debian package ffmpeg) is not installed")
+    require_tool("ffprobe", "ffmpeg")
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.INFERENCE_CONTROL_URL = live_server.url

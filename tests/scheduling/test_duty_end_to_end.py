@@ -1,22 +1,29 @@
-"""A scheduled live shift on the local backend: warming → on duty → ended, with HLS on disk.
+"""A scheduled live shift on the local backend: warming → on duty → ended, with HLS on disk, the
+avatar's portrait fetched by the worker through the protocol.
 
 Real: Django serving the API and the worker protocol (pytest-django's live server), the
 embedded `live-cpu` pool, the duty tick (played here as beat would, between orchestrator
 passes), the reconcile pass with the local backend, a `python -m inference.worker` subprocess
 running the live pipeline (espeak-ng speech, the torch renderer on one CPU thread, PyAV writing
-HLS in real time), the worker's reports reaching the shift through `workload_changed`, and
-ffprobe reading what was streamed. Nothing is simulated; the test drives the loop (one
-reconcile pass and one tick per step). No timing bounds: the shift is long enough for a slow
-machine's worker to come up, and the checks wait on conditions.
+HLS in real time), the worker fetching the avatar's portrait (a real face) as the workload's input
+into its own temporary folder, the worker's reports reaching the shift through
+`workload_changed`, and ffprobe reading what was streamed. Nothing is simulated; the test drives
+the loop (one reconcile pass and one tick per step). No timing bounds: the shift is long enough
+for a slow machine's worker to come up, and the checks wait on conditions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
+import hashlib
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+from django.conf import settings
 from django.utils import timezone
+from skimage import data
 
 from inference.backends.local import LocalBackend
 from inference.models import Reservation, Worker, WorkloadState
@@ -28,6 +35,7 @@ from scheduling import duty, materialise
 from scheduling.models import ShiftState
 from tests.inference.test_end_to_end import _drive
 from tests.scheduling import duty_world as world
+from tests.support import require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -36,26 +44,46 @@ SHIFT_S = 40  # the worker's start (imports, models) happens within it, then sec
 
 @pytest.fixture
 def local(org_a, live_server, settings, tmp_path):
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe (Debian package ffmpeg) is not installed")
+    require_tool("ffprobe", "ffmpeg")
     settings.INFERENCE_CONTROL_URL = live_server.url
     settings.INFERENCE_HEARTBEAT_INTERVAL_S = 0.5  # the end of the shift's way to the worker
     sync_pools([pool for pool in EMBEDDED_POOLS if pool["name"] == "live-cpu"])
-    renders = tmp_path / "renders"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    renders, worker_tmp = tmp_path / "renders", tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
     backend = LocalBackend(
         tmp_path / "workers",
         grace_s=5.0,
-        extra_env={render.ENV_OUTPUT_DIR: str(renders), render.ENV_TORCH_THREADS: "1"},
+        extra_env={
+            render.ENV_OUTPUT_DIR: str(renders),
+            render.ENV_TORCH_THREADS: "1",
+            "TMPDIR": str(worker_tmp),
+        },
     )
-    yield Reconciler(backend), backend, renders
+    yield Reconciler(backend), backend, renders, worker_tmp
     backend.stop_all()
 
 
+def _face_portrait(employment) -> bytes:
+    """A real face (the public-domain astronaut) stored as the hire's portrait, where a build
+    stores it: under MEDIA_ROOT, in the market avatar's vendor's folder."""
+    version = employment.avatar_version
+    relative = f"avatars/{version.organization_id}/{version.avatar_id}/v1/portrait.png"
+    path = Path(settings.MEDIA_ROOT) / relative
+    path.parent.mkdir(parents=True)
+    cv2.imwrite(str(path), np.asarray(data.astronaut())[:, :, ::-1])
+    version.portrait = relative
+    version.save(update_fields=["portrait"])
+    return path.read_bytes()
+
+
 def test_a_scheduled_live_shift_goes_on_air_streams_hls_and_ends(org_a, local):
-    reconciler, backend, renders = local
+    reconciler, backend, renders, worker_tmp = local
     starts_at = timezone.now()
+    employment = world.hire(org_a)
+    portrait = _face_portrait(employment)
     plan = world.schedule(
-        world.hire(org_a),
+        employment,
         world.station(org_a, name="Health live room"),
         segments=[{"text": "Good evening, welcome to the health channel.", "language": "en"}],
     )
@@ -77,6 +105,12 @@ def test_a_scheduled_live_shift_goes_on_air_streams_hls_and_ends(org_a, local):
     on_air = world.fresh(shift)
     assert on_air.state == ShiftState.ON_DUTY, on_air.reason
     assert on_air.on_duty_at is not None
+    # The spec named no path on the control plane's disk: the worker fetched the portrait
+    # through the protocol into its own temporary folder, and animated it.
+    assert str(settings.MEDIA_ROOT) not in str(workload.spec)
+    digest = hashlib.sha256(portrait).hexdigest()
+    assert workload.spec["inputs"]["portrait"]["sha256"] == digest
+    assert (worker_tmp / render.PORTRAIT_CACHE / digest).read_bytes() == portrait
 
     # At its end the tick ends the shift and stops the stream; the idle worker goes away.
     _drive(reconciler, lambda: shift_state() != ShiftState.ON_DUTY, timeout=SHIFT_S + 120)

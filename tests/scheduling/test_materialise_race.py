@@ -9,68 +9,25 @@ reads the shifts after the locks, finds nothing to do. Nothing is simulated.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
-import time
 import zoneinfo
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from inference.models import Reservation
 from scheduling import materialise
 from scheduling.models import Shift
+from tests.races import in_thread, require_row_locks, someone_waits_for_a_lock
 from tests.scheduling import schedules_world as world
 
 MONDAY = dt.datetime(2026, 3, 2, 8, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai"))
 SCHEDULES = 6  # two working weeks each: 60 shifts
 
 
-def _require_row_locks() -> None:
-    if connection.vendor == "postgresql":
-        return
-    reason = (
-        "Racing runs need PostgreSQL's row locks (SQLite ignores SELECT FOR UPDATE and lets one "
-        "writer in at a time). Run with DATABASE_URL=postgres://… (CI does)."
-    )
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _in_thread(name: str, work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["result"] = work()
-        except BaseException as error:  # reported by the test, not lost in the thread
-            out["error"] = error
-        finally:
-            connection.close()
-
-    return threading.Thread(target=run, name=name), out
-
-
-def _someone_waits_for_a_lock(timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return True
-            time.sleep(0.05)  # polling a condition, with a deadline
-    return False
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_at_once_make_and_reserve_each_shift_once(org_a, monkeypatch):
-    _require_row_locks()
+    require_row_locks()
     world.pools()
     for _ in range(SCHEDULES):
         world.plain_schedule(world.hire(org_a), world.station(org_a))
@@ -85,13 +42,13 @@ def test_two_runs_at_once_make_and_reserve_each_shift_once(org_a, monkeypatch):
         return found
 
     monkeypatch.setattr(materialise, "_existing", existing_then_hold)
-    a, a_out = _in_thread("A", lambda: materialise.materialise_shifts(now=MONDAY))
-    b, b_out = _in_thread("B", lambda: materialise.materialise_shifts(now=MONDAY))
+    a, a_out = in_thread("A", lambda: materialise.materialise_shifts(now=MONDAY))
+    b, b_out = in_thread("B", lambda: materialise.materialise_shifts(now=MONDAY))
     a.start()
     assert holding.wait(timeout=120), "run A never locked the schedules"
     b.start()
     try:
-        assert _someone_waits_for_a_lock(), "run B never waited for run A's locks"
+        assert someone_waits_for_a_lock(), "run B never waited for run A's locks"
     finally:
         release.set()
         for thread in (a, b):

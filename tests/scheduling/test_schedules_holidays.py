@@ -229,3 +229,43 @@ def test_days_are_listed_by_calendar_and_year(api_a, org_a, calendar):
     assert len(rows) == 39
     assert rows[0]["date"] == "2026-01-01"  # by date
     assert [row["calendar"] for row in next_year.json()["results"]] == [str(other.pk)]
+
+
+@pytest.mark.parametrize("change", ["add", "move"])
+def test_a_day_taken_meanwhile_is_refused_with_day_taken(
+    api_a, org_a, calendar, monkeypatch, change
+):
+    """Two requests for the same date at once: both find it free, the other one saves first.
+    Simulated: the other request, whose row appears between this one's check and its save."""
+    from scheduling import holidays
+
+    day = _next(2, after=10)
+    apply = holidays._apply
+
+    def apply_while_another_saves(*args: Any, **kwargs: Any) -> None:
+        apply(*args, **kwargs)
+        Holiday.objects.create(organization=org_a, calendar=calendar, date=day, kind="holiday")
+
+    before = database_rows()
+    if change == "add":
+        monkeypatch.setattr(holidays, "_apply", apply_while_another_saves)
+        response = api_a.post(
+            url(org_a, "holidays/"),
+            {"calendar": str(calendar.pk), "date": day.isoformat(), "kind": "holiday"},
+            format="json",
+        )
+    else:
+        moved = Holiday.objects.create(
+            organization=org_a, calendar=calendar, date=day + dt.timedelta(days=1), kind="holiday"
+        )
+        before = database_rows()
+        monkeypatch.setattr(holidays, "_apply", apply_while_another_saves)
+        response = api_a.patch(
+            url(org_a, f"holidays/{moved.pk}/"), {"date": day.isoformat()}, format="json"
+        )
+
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "day_taken"
+    # Nothing of this request is left (the simulated other row was written in its transaction,
+    # so it went too).
+    assert database_rows() == before

@@ -9,19 +9,17 @@ SKIP LOCKED). Nothing is simulated.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from inference.models import Workload
 from scheduling import duty
 from scheduling.models import Shift, ShiftState
 from tenants.models import AuditEntry, Organization
+from tests.races import in_thread, require_row_locks
 from tests.scheduling import duty_world as world
 
 START = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(hours=1)
@@ -64,39 +62,11 @@ def test_a_tick_that_runs_twice_starts_each_shift_once(org_a):
     _started_once(org_a, shifts)
 
 
-def _require_row_locks() -> None:
-    if connection.vendor == "postgresql":
-        return
-    reason = (
-        "Racing ticks need PostgreSQL: SQLite has no row locks (SELECT FOR UPDATE SKIP LOCKED is "
-        "ignored) and its IMMEDIATE transactions let only one tick write at a time, so there is "
-        "no race to test. Run with DATABASE_URL=postgres://… (CI does)."
-    )
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _in_thread(name: str, work: Callable[[], duty.TickResult]) -> tuple[threading.Thread, dict]:
-    """Run `work` in a thread with its own database connection; its result lands in the dict."""
-    out: dict = {}
-
-    def run() -> None:
-        try:
-            out["result"] = work()
-        except BaseException as error:  # reported by the test, not lost in the thread
-            out["error"] = error
-        finally:
-            connection.close()
-
-    return threading.Thread(target=run, name=name), out
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_tick_holding_its_batch_is_skipped_by_another_not_waited_for(org_a, monkeypatch):
     """Tick A locks its first batch and stops in the middle of it; tick B, racing, must take
     every other due shift and none of A's; then A finishes its batch. Each shift starts once."""
-    _require_row_locks()
+    require_row_locks()
     shifts = _shifts(org_a)
     now = START - duty.warmup()
     a_holds, b_done = threading.Event(), threading.Event()
@@ -111,7 +81,7 @@ def test_a_tick_holding_its_batch_is_skipped_by_another_not_waited_for(org_a, mo
 
     monkeypatch.setattr(duty, "_advance", advance_then_wait)
     batch = 10
-    a, a_out = _in_thread("A", lambda: duty.tick(now, batch=batch))
+    a, a_out = in_thread("A", lambda: duty.tick(now, batch=batch))
 
     def b_tick() -> duty.TickResult:
         assert a_holds.wait(timeout=120), "tick A never locked its batch"
@@ -120,7 +90,7 @@ def test_a_tick_holding_its_batch_is_skipped_by_another_not_waited_for(org_a, mo
         finally:
             b_done.set()
 
-    b, b_out = _in_thread("B", b_tick)
+    b, b_out = in_thread("B", b_tick)
     for thread in (a, b):
         thread.start()
     for thread in (a, b):
@@ -135,7 +105,7 @@ def test_a_tick_holding_its_batch_is_skipped_by_another_not_waited_for(org_a, mo
 
 @pytest.mark.django_db(transaction=True)
 def test_two_ticks_racing_on_the_same_due_shifts_start_each_once(org_a):
-    _require_row_locks()
+    require_row_locks()
     shifts = _shifts(org_a)
     now = START - duty.warmup()
     barrier = threading.Barrier(2)
@@ -144,7 +114,7 @@ def test_two_ticks_racing_on_the_same_due_shifts_start_each_once(org_a):
         barrier.wait(timeout=60)
         return duty.tick(now, batch=3)
 
-    threads = [_in_thread(name, racing) for name in ("A", "B")]
+    threads = [in_thread(name, racing) for name in ("A", "B")]
     for thread, _out in threads:
         thread.start()
     for thread, _out in threads:

@@ -90,6 +90,25 @@ def test_bad_input_is_refused_with_the_field_and_writes_nothing(
     assert database_rows() == before
 
 
+@pytest.mark.parametrize(
+    "portrait_path",
+    ["/srv/ironbowl/media/avatars/other-org/a/v1/portrait.png", "../../etc/passwd", "p.png"],
+)
+def test_a_spec_may_not_name_a_portrait_on_a_disk(org_a, api_a, pool, portrait_path):
+    """A worker shares no disk with the control plane, and on one that did the path could name
+    any file there (another organization's portraits); a portrait is a workload input."""
+    before = database_rows()
+    body = {"kind": "live", "spec": {"segments": [{"text": "Hi"}], "portrait_path": portrait_path}}
+
+    response = _submit(api_a, org_a, body)
+
+    assert response.status_code == 400, response.content
+    (error,) = response.json()["fields"]["spec"]
+    assert error["code"] == "portrait_path_refused"
+    assert "inputs.portrait" in error["message"]
+    assert database_rows() == before
+
+
 def test_list_is_newest_first_and_filters_by_state_and_kind(org_a, api_a, pool, workload):
     newer = _submit(api_a, org_a, {"kind": "live"}).json()
     Workload.objects.for_organization(org_a).filter(id=newer["id"]).update(state="running")

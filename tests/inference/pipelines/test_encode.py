@@ -7,8 +7,6 @@ and the speech (a sine tone), both generated here.
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from inference.pipelines.encode import (
     write_hls,
 )
 from inference.pipelines.types import StageError
+from tests.support import require_tool
 
 FPS = 25
 RATE = 24000  # what the reference TTS gives; AAC carries it as is
@@ -32,10 +31,7 @@ RATE = 24000  # what the reference TTS gives; AAC carries it as is
 
 @pytest.fixture(autouse=True)
 def _ffprobe_available() -> None:
-    if shutil.which("ffprobe") is None:
-        if os.environ.get("CI"):
-            pytest.fail("ffprobe is required in CI (Debian package ffmpeg)")
-        pytest.skip("ffprobe is not installed here (apt install ffmpeg); the encode tests need it")
+    require_tool("ffprobe", "ffmpeg")
 
 
 def frames(count: int, width: int = 512, height: int = 512) -> Iterator[np.ndarray]:

@@ -28,6 +28,7 @@ from inference import contracts
 from inference.pipelines import live, render
 from inference.pipelines.encode import probe
 from inference.worker.pipelines import PipelineFailed, WorkloadContext, WorkloadStopped
+from tests.support import require_tool
 
 FPS = 25
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
@@ -43,8 +44,7 @@ def _one_thread(monkeypatch, tmp_path):
     monkeypatch.setenv(render.ENV_OUTPUT_DIR, str(tmp_path))
     monkeypatch.setenv(render.ENV_TORCH_THREADS, "1")
     torch.set_num_threads(1)
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe (Debian package ffmpeg) is not installed")
+    require_tool("ffprobe", "ffmpeg")
 
 
 def _context(spec: dict, reports: list, on_report=None) -> WorkloadContext:
@@ -178,7 +178,7 @@ def test_cancel_stops_the_stream_between_chunks_and_ends_the_playlist(tmp_path):
         ({"outputs": {"rtmp_url": "http://example.org/live"}}, "rtmp://"),
         ({"outputs": {"hls_dir": "/etc/cron.d"}}, "under the worker's output directory"),
         ({"outputs": {"hls_dir": "../../elsewhere"}}, "without '..'"),
-        ({"portrait": None, "portrait_path": "/nonexistent.png"}, "cannot be read"),
+        ({"portrait": None, "portrait_path": "/srv/media/avatars/p.png"}, "not read"),
     ],
 )
 def test_bad_specs_fail_with_a_reason_before_going_on_air(tmp_path, change, message):
