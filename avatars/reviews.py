@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from avatars import signals
 from avatars.models import (
     Employment,
     EmploymentStatus,
@@ -105,6 +106,8 @@ def create_reviews_for_month(organization: Organization, period: dt.date) -> int
     PerformanceReview.objects.for_organization(organization).bulk_create(
         reviews, ignore_conflicts=True
     )
+    if employments:
+        signals.announce_reviews_opened(organization.pk, period, [e.pk for e in employments])
     return len(reviews)
 
 

@@ -203,6 +203,8 @@ class Shift(TenantOwned):
             models.Index(fields=["organization", "starts_at"]),
             models.Index(fields=["station", "starts_at"]),
             models.Index(fields=["employment", "starts_at"]),
+            # Analytics' rollup scans shifts changed since its last run, every minute.
+            models.Index(fields=["updated_at"]),
         ]
         constraints = [
             models.UniqueConstraint(fields=["schedule", "starts_at"], name="shift_once"),

@@ -13,7 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenants.roles import Role
-from tenants.scoping import TenantManager, TenantOwned
+from tenants.scoping import AppendOnlyError as AppendOnlyError  # re-exported
+from tenants.scoping import AppendOnlyManager, AppendOnlyRow, TenantOwned
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -193,27 +194,11 @@ class ApiKey(TenantOwned):
         return self.revoked_at is None
 
 
-class AppendOnlyError(RuntimeError):
-    """Audit entries are never changed or deleted."""
+class AuditManager(AppendOnlyManager["AuditEntry"]):
+    """The audit log's rows, read through their organization; never updated or deleted."""
 
 
-class AuditQuerySet(models.QuerySet["AuditEntry"]):
-    def update(self, **kwargs: Any) -> int:
-        raise AppendOnlyError("the audit log is append-only")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("the audit log is append-only")
-
-
-class AuditManager(TenantManager["AuditEntry"]):
-    def for_organization(self, organization: Organization) -> AuditQuerySet:
-        return AuditQuerySet(self.model, using=self._db).filter(organization=organization)
-
-    def unscoped_dangerously(self) -> AuditQuerySet:
-        return AuditQuerySet(self.model, using=self._db)
-
-
-class AuditEntry(TenantOwned):
+class AuditEntry(AppendOnlyRow):
     """Who did what to which object, before and after. Append-only (and a trigger on PostgreSQL).
 
     The actor is a snapshot, not a foreign key: the record outlives the user or key it names.
@@ -248,12 +233,3 @@ class AuditEntry(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_type}:{self.object_id}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        # An instance built with an existing id would otherwise UPDATE that entry in place.
-        if not self._state.adding or self.pk is not None:
-            raise AppendOnlyError("the audit log is append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("the audit log is append-only")

@@ -16,6 +16,8 @@ class PlanLimits:
     gpu_hours_per_month: int = 0
     # Fair-share weight among organizations waiting at the same priority.
     share_weight: int = 1
+    # How long raw analytics events are kept (rollups are kept for good).
+    event_retention_days: int = 30
 
 
 PLANS: dict[str, PlanLimits] = {
@@ -27,14 +29,21 @@ PLANS: dict[str, PlanLimits] = {
         gpu_slots={"cpu": 32, "l4": 32, "h100": 16, "a100": 16},
         gpu_hours_per_month=2_000,
         share_weight=4,
+        event_retention_days=90,
     ),
     "enterprise": PlanLimits(
         seats=1000,
         gpu_slots={"cpu": 512, "l4": 512, "h100": 256, "h200": 128, "a100": 256},
         gpu_hours_per_month=100_000,
         share_weight=16,
+        event_retention_days=400,
     ),
 }
+
+
+def retention_classes() -> list[int]:
+    """Every event retention period a plan has (raw events are partitioned by it)."""
+    return sorted({plan.event_retention_days for plan in PLANS.values()})
 
 
 def limits_of(organization: Organization) -> PlanLimits:

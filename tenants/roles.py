@@ -43,6 +43,11 @@ class Permission(models.TextChoices):
     REVIEWS_MANAGE = "reviews.manage", _("Write performance reviews")
     WORKLOADS_VIEW = "workloads.view", _("View GPU workloads, capacity and reservations")
     WORKLOADS_MANAGE = "workloads.manage", _("Submit and cancel GPU workloads, reserve capacity")
+    ANALYTICS_VIEW = "analytics.view", _("Read KPIs, ROI and usage")
+    ANALYTICS_MANAGE = "analytics.manage", _("Set what outcomes are worth")
+    EVENTS_WRITE = "events.write", _("Send analytics events")
+    BILLING_VIEW = "billing.view", _("See the plan, statements, payslips and the budget")
+    BILLING_MANAGE = "billing.manage", _("Change the plan, the budget and billing details")
 
 
 _EVERYONE = frozenset(Role)
@@ -74,6 +79,12 @@ MATRIX: dict[Permission, frozenset[Role]] = {
     Permission.WORKLOADS_VIEW: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST}),
     # Operators run the streams and sessions: they start and stop the work behind them.
     Permission.WORKLOADS_MANAGE: frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR}),
+    Permission.ANALYTICS_VIEW: _EVERYONE,
+    Permission.ANALYTICS_MANAGE: frozenset({Role.OWNER, Role.ADMIN}),
+    # Events come from machines (streaming platforms, widgets); people send them only to try.
+    Permission.EVENTS_WRITE: frozenset({Role.OWNER, Role.ADMIN}),
+    Permission.BILLING_VIEW: frozenset({Role.OWNER, Role.ADMIN, Role.BILLING}),
+    Permission.BILLING_MANAGE: frozenset({Role.OWNER, Role.BILLING}),
 }
 
 # What an API key may be given: machines never manage people or other keys.
@@ -94,6 +105,9 @@ API_KEY_SCOPES: frozenset[Permission] = frozenset(
         Permission.UPLOADS_MANAGE,
         Permission.WORKLOADS_VIEW,
         Permission.WORKLOADS_MANAGE,
+        Permission.ANALYTICS_VIEW,
+        Permission.EVENTS_WRITE,
+        Permission.BILLING_VIEW,
     }
 )
 

@@ -59,3 +59,44 @@ class TenantOwned(models.Model):
 
     class Meta:
         abstract = True
+
+
+class AppendOnlyError(RuntimeError):
+    """Rows of an append-only table (the audit log, the usage ledger) are never changed or
+    deleted; a correction is a new row."""
+
+
+class AppendOnlyQuerySet(models.QuerySet[_M], Generic[_M]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only")
+
+
+class AppendOnlyManager(TenantManager[_M], Generic[_M]):
+    def for_organization(self, organization: Organization) -> AppendOnlyQuerySet[_M]:
+        if organization is None or organization.pk is None:
+            raise UnscopedQueryError(f"{self.model.__name__}: no organization given")
+        return AppendOnlyQuerySet(self.model, using=self._db).filter(organization=organization)
+
+    def unscoped_dangerously(self) -> AppendOnlyQuerySet[_M]:
+        return AppendOnlyQuerySet(self.model, using=self._db)
+
+
+class AppendOnlyRow(TenantOwned):
+    """Abstract base of append-only tables: the ORM refuses to change or delete a row (and on
+    PostgreSQL a trigger, in each table's migration, refuses every client). Give the model an
+    `AppendOnlyManager` of its own type as `objects`."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # An instance built with an existing id would otherwise UPDATE that row in place.
+        if not self._state.adding or self.pk is not None:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only")

@@ -50,6 +50,66 @@ app.conf.beat_schedule = {
         "task": "scheduling.tick",
         "schedule": crontab(minute="*"),
     },
+    # Every minute: usage reports whose signal was lost become usage records (exactly once).
+    "analytics.convert_usage": {
+        "task": "analytics.convert_usage",
+        "schedule": crontab(minute="*"),
+    },
+    # Every 5 minutes: conversations' exchanges of the last hour whose signal was lost are
+    # counted as events (ingestion stores each once).
+    "analytics.count_interactions": {
+        "task": "analytics.count_interactions",
+        "schedule": crontab(minute="*/5"),
+    },
+    # Every minute: hours marked stale (events ingested, shifts on duty, usage recorded) are
+    # recomputed with their local days, so KPIs trail raw events by about a minute
+    # (analytics.rollups). Runs that overlap skip each other's days instead of waiting.
+    # Hourly: raw events' partitions made a week ahead, and the days older than each plan keeps
+    # dropped whole (analytics.retention).
+    "analytics.maintain": {
+        "task": "analytics.maintain",
+        "schedule": crontab(minute="17"),
+    },
+    "analytics.rollup": {
+        "task": "analytics.rollup",
+        "schedule": crontab(minute="*"),
+    },
+    # Every 15 minutes: each budget against its month's spend; the 80% and 100% alerts go out
+    # once a month each, and a hard stop takes hold (billing.budgets).
+    "billing.check_budgets": {
+        "task": "billing.check_budgets",
+        "schedule": crontab(minute="*/15"),
+    },
+    # Hourly: each hire's seat-days of the local days that just ended are appended to the
+    # ledger (billing.seats; a day recorded already appends nothing).
+    "billing.record_seat_days": {
+        "task": "billing.record_seat_days",
+        "schedule": crontab(minute="10"),
+    },
+    # Hourly: open statements (this month, last month in its grace) are re-rated from the
+    # ledger, so the console shows the month so far.
+    "billing.refresh_statements": {
+        "task": "billing.refresh_statements",
+        "schedule": crontab(minute="40"),
+    },
+    # Hourly: local months end at different UTC hours; each is closed two days after its end
+    # (billing.statements.GRACE), in order, and then never changes.
+    "billing.close_statements": {
+        "task": "billing.close_statements",
+        "schedule": crontab(minute="20"),
+    },
+    # Every minute, with Stripe configured (else it does nothing): closed statements are
+    # invoiced and pending refunds asked again, failures backing off (billing.push).
+    "billing.sync_stripe": {
+        "task": "billing.sync_stripe",
+        "schedule": crontab(minute="*"),
+    },
+    # Daily: organizations whose grace after a failed payment ran out have their non-essential
+    # digital employees suspended (billing.dunning).
+    "billing.enforce_dunning": {
+        "task": "billing.enforce_dunning",
+        "schedule": crontab(minute="50", hour="1"),
+    },
 }
 
 

@@ -50,6 +50,16 @@ class Config(BaseSettings):
     TIME_ZONE: str = "Asia/Shanghai"
     STRIPE_SECRET_KEY: str = ""
     STRIPE_WEBHOOK_SECRET: str = ""
+    # Days between a failed payment and the suspension of non-essential digital employees.
+    BILLING_GRACE_DAYS: int = Field(default=7, ge=0, le=60)
+    # E-mail (budget alerts, payment notices): printed to the console unless SMTP is set up.
+    EMAIL_BACKEND: str = "django.core.mail.backends.console.EmailBackend"
+    EMAIL_HOST: str = "localhost"
+    EMAIL_PORT: int = Field(default=25, gt=0)
+    EMAIL_HOST_USER: str = ""
+    EMAIL_HOST_PASSWORD: str = ""
+    EMAIL_USE_TLS: bool = False
+    DEFAULT_FROM_EMAIL: str = "Ironbowl <no-reply@ironbowl.example>"
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: str = "json"
     API_MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
@@ -59,6 +69,11 @@ class Config(BaseSettings):
     # The public widget endpoint: per widget key, and per visitor's address.
     THROTTLE_WIDGET_KEY_RATE: str = "600/minute"
     THROTTLE_WIDGET_IP_RATE: str = "20/minute"
+    # Analytics intake (POST …/events/): batches per API key, and each batch's limits.
+    THROTTLE_EVENTS_RATE: str = "600/minute"
+    ANALYTICS_MAX_BATCH_EVENTS: int = Field(default=10_000, gt=0)
+    ANALYTICS_MAX_BODY_BYTES: int = Field(default=8_388_608, gt=0)  # as sent (gzip or not)
+    ANALYTICS_MAX_INFLATED_BYTES: int = Field(default=33_554_432, gt=0)  # once un-gzipped
     # Live rooms' stream keys are encrypted with this Fernet key (unset: one derived from
     # SECRET_KEY); the fallbacks still decrypt during a rotation (scheduling.secrets).
     STREAM_KEY_ENCRYPTION_KEY: str = ""
@@ -139,6 +154,7 @@ class Config(BaseSettings):
         "THROTTLE_KEY_RATE",
         "THROTTLE_WIDGET_KEY_RATE",
         "THROTTLE_WIDGET_IP_RATE",
+        "THROTTLE_EVENTS_RATE",
     )
     @classmethod
     def _rate(cls, value: str) -> str:

@@ -16,6 +16,7 @@ import dataclasses
 
 from django.db import transaction
 
+from ironbowl.demo_analytics import seed_analytics
 from ironbowl.demo_hr import seed_hr
 from ironbowl.demo_inference import seed_inference
 from ironbowl.demo_scheduling import seed_scheduling
@@ -92,6 +93,7 @@ def seed_demo() -> list[str]:
     created.extend(seed_hr())
     created.extend(seed_inference([d.slug for d in DEMO_ORGANIZATIONS if d.kind != "vendor"]))
     created.extend(seed_scheduling())
+    created.extend(seed_analytics())
     return created
 
 

@@ -21,6 +21,7 @@ from prometheus_client import (
 )
 
 from inference.metrics import InferenceStateCollector
+from ironbowl.analytics.metrics import AnalyticsStateCollector
 
 HTTP_REQUESTS = Counter(
     "ironbowl_http_requests_total",
@@ -40,18 +41,21 @@ def registry() -> CollectorRegistry:
         aggregated = CollectorRegistry()
         multiprocess.MultiProcessCollector(aggregated)  # type: ignore[no-untyped-call]
         aggregated.register(_STATE)
+        aggregated.register(_ANALYTICS_STATE)
         return aggregated
     from prometheus_client import REGISTRY
 
     return REGISTRY
 
 
-# Figures read from the database at scrape time (inference slots and queues).
+# Figures read from the database at scrape time (inference slots and queues, rollup backlog).
 _STATE = InferenceStateCollector()
+_ANALYTICS_STATE = AnalyticsStateCollector()
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     from prometheus_client import REGISTRY as _DEFAULT
 
     _DEFAULT.register(_STATE)
+    _DEFAULT.register(_ANALYTICS_STATE)
 
 
 @require_GET

@@ -55,6 +55,8 @@ class RequestMetricsMiddleware:
 _UPLOAD_CHUNK_PATH = re.compile(r"^/api/v1/orgs/[^/]+/uploads/[0-9a-f-]{36}/$")
 # A file a worker delivers for its workload (inference.artifacts bounds it).
 _WORKER_OUTPUT_PATH = re.compile(r"^/api/v1/inference/worker/workloads/[0-9a-f-]{36}/outputs/")
+# A batch of analytics events (ironbowl.analytics.api.events bounds it once inflated, too).
+_EVENTS_PATH = re.compile(r"^/api/v1/orgs/[^/]+/events/$")
 
 
 class ApiBodyLimitMiddleware:
@@ -70,6 +72,8 @@ class ApiBodyLimitMiddleware:
                 limit = settings.UPLOAD_CHUNK_MAX_BYTES
             elif request.method == "PUT" and _WORKER_OUTPUT_PATH.match(request.path):
                 limit = OUTPUT_MAX_BYTES
+            elif request.method == "POST" and _EVENTS_PATH.match(request.path):
+                limit = settings.ANALYTICS_MAX_BODY_BYTES
             length = request.META.get("CONTENT_LENGTH") or ""
             chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
             if not length and chunked:

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "scheduling",
     "avatars",
     "inference",
+    "ironbowl.analytics",
+    "ironbowl.billing",
 ]
 
 MIDDLEWARE = [
@@ -227,8 +229,23 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 STREAM_KEY_ENCRYPTION_KEY = CONFIG.STREAM_KEY_ENCRYPTION_KEY
 STREAM_KEY_ENCRYPTION_KEY_FALLBACKS = CONFIG.STREAM_KEY_ENCRYPTION_KEY_FALLBACKS
 
+EMAIL_BACKEND = CONFIG.EMAIL_BACKEND
+EMAIL_HOST = CONFIG.EMAIL_HOST
+EMAIL_PORT = CONFIG.EMAIL_PORT
+EMAIL_HOST_USER = CONFIG.EMAIL_HOST_USER
+EMAIL_HOST_PASSWORD = CONFIG.EMAIL_HOST_PASSWORD
+EMAIL_USE_TLS = CONFIG.EMAIL_USE_TLS
+DEFAULT_FROM_EMAIL = CONFIG.DEFAULT_FROM_EMAIL
+
+# Analytics intake limits (ironbowl.analytics.api.events; docs/api.md, "Analytics").
+ANALYTICS_MAX_BATCH_EVENTS = CONFIG.ANALYTICS_MAX_BATCH_EVENTS
+ANALYTICS_MAX_BODY_BYTES = CONFIG.ANALYTICS_MAX_BODY_BYTES
+ANALYTICS_MAX_INFLATED_BYTES = CONFIG.ANALYTICS_MAX_INFLATED_BYTES
+
 STRIPE_SECRET_KEY = CONFIG.STRIPE_SECRET_KEY
 STRIPE_WEBHOOK_SECRET = CONFIG.STRIPE_WEBHOOK_SECRET
+# Dunning (ironbowl.billing.dunning; docs/api.md, "Stripe and dunning").
+BILLING_GRACE_DAYS = CONFIG.BILLING_GRACE_DAYS
 
 # Inference (see inference/ and docs/operations.md, "GPU classes and pools").
 INFERENCE_BACKEND = CONFIG.INFERENCE_BACKEND
@@ -247,6 +264,12 @@ INFERENCE_LLM_API_KEY = CONFIG.INFERENCE_LLM_API_KEY
 INFERENCE_KNOWLEDGE_PROVIDER = "scheduling.sessions.knowledge_for_session"
 # Who resolves credentials a spec names by reference: a function (organization, name) -> str.
 INFERENCE_SECRET_PROVIDER = "scheduling.secrets.resolve_reference"  # noqa: S105 - a function path
+# Who may hold queued work back: a function called once per admission pass that returns a gate
+# (organization, workload) -> None or (reason code, sentence). Billing's budget hard stop.
+INFERENCE_ADMISSION_GATE = "ironbowl.billing.admission.admission_gate"
+# Who prices ROI: a function (organization, currency) -> analytics.rates.BilledPrices or None
+# (None, or empty: list rates). Billing's plan prices; analytics does not import billing.
+ANALYTICS_PRICE_PROVIDER = "ironbowl.billing.costs.prices_for"
 KUBERNETES_NAMESPACE_PREFIX = CONFIG.KUBERNETES_NAMESPACE_PREFIX
 KUBERNETES_KUEUE_QUEUE = CONFIG.KUBERNETES_KUEUE_QUEUE
 KUBERNETES_TARGET_VERSION = CONFIG.KUBERNETES_TARGET_VERSION
@@ -272,6 +295,7 @@ REST_FRAMEWORK = {
         "anonymous": "60/minute",
         "widget_key": CONFIG.THROTTLE_WIDGET_KEY_RATE,
         "widget_ip": CONFIG.THROTTLE_WIDGET_IP_RATE,
+        "events": CONFIG.THROTTLE_EVENTS_RATE,
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Throttles key anonymous callers on REMOTE_ADDR only: a client-sent X-Forwarded-For would
@@ -310,6 +334,8 @@ SPECTACULAR_SETTINGS = {
         "SessionLanguageEnum": "scheduling.api.serializers.SESSION_LANGUAGES",
         "EmploymentStatusEnum": "avatars.models.EmploymentStatus",
         "ReviewStatusEnum": "avatars.models.ReviewStatus",
+        "CurrencyEnum": "tenants.money.Currency",
+        "StatementStatusEnum": "ironbowl.billing.models.StatementStatus",
         "SkillEnum": "avatars.models.Skill",
         "InvitationStatusEnum": "tenants.models.InvitationStatus",
         "WorkloadKindEnum": "inference.models.WorkloadKind",

@@ -9,6 +9,9 @@ from inference.api.urls import operator_urlpatterns as inference_operator_urls
 from inference.api.urls import organization_urlpatterns as inference_org_urls
 from inference.api.worker import urlpatterns as worker_protocol_urls
 from inference.api.worker_artifacts import urlpatterns as worker_artifact_urls
+from ironbowl.analytics.api.urls import organization_urlpatterns as analytics_org_urls
+from ironbowl.billing.api.urls import organization_urlpatterns as billing_org_urls
+from ironbowl.billing.api.urls import public_urlpatterns as billing_public_urls
 from scheduling.api.urls import organization_urlpatterns as scheduling_org_urls
 from scheduling.api.widgets import urlpatterns as public_widget_urls
 from tenants.api.urls import account_urlpatterns
@@ -19,6 +22,8 @@ organization_urlpatterns: list[URLPattern | URLResolver] = [
     *scheduling_org_urls,
     *avatars_org_urls,
     *inference_org_urls,
+    *analytics_org_urls,
+    *billing_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -27,6 +32,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("platform/inference/", include(inference_operator_urls)),
     # Open to anyone (no account, no key): a web widget's visitors, by the widget's public key.
     path("public/", include(public_widget_urls)),
+    path("billing/", include(billing_public_urls)),
     path("orgs/<slug:org>/", include(organization_urlpatterns)),
 ]
 

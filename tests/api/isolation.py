@@ -39,7 +39,9 @@ from avatars.models import (
 )
 from inference import services as inference_services
 from inference.models import Reservation, WorkerPool, Workload
+from ironbowl.analytics.models import UsageRecord
 from ironbowl.api.base import CatalogViewSet
+from ironbowl.billing.models import Notification, Refund, Statement
 from scheduling import services as scheduling_services
 from scheduling.models import Holiday, HolidayCalendar, Schedule, Shift, Station
 from tenants.audit import SYSTEM
@@ -144,6 +146,54 @@ def _holiday(organization: Organization) -> models.Model:
     )
 
 
+def _usage_record(organization: Organization) -> models.Model:
+    # An id far above every table's sequence: the leak check reads each integer "id" of
+    # organization A's rows, of any table, and B's record could otherwise share one by chance.
+    return UsageRecord.objects.create(
+        id=2**40 + uuid.uuid4().int % 2**40,
+        organization=organization,
+        source_id=f"probe:{uuid.uuid4()}",
+        usage_type="gpu_seconds",
+        quantity="1.5",
+        gpu_class="l4",
+        occurred_at=timezone.now(),
+    )
+
+
+def _notification(organization: Organization) -> models.Model:
+    return Notification.objects.create(
+        organization=organization, kind="budget_80", message="80% of the budget is spent."
+    )
+
+
+def _refund(organization: Organization) -> models.Model:
+    # Refunds of one closed statement of the organization (one statement a month).
+    statement, _new = Statement.objects.for_organization(organization).get_or_create(
+        organization=organization,
+        period=dt.date(2020, 1, 1),
+        defaults={"currency": "CNY", "status": "closed"},
+    )
+    return Refund.objects.create(
+        organization=organization,
+        statement=statement,
+        amount="1.00",
+        reason="Probe",
+        status="succeeded",
+        actor_label="staff@example.org",
+    )
+
+
+def _statement(organization: Organization) -> models.Model:
+    # An open statement of a month long past, one more month back in time at each call (the
+    # query-count test lists thirty of them; one statement a month).
+    taken = Statement.objects.for_organization(organization).count()
+    return Statement.objects.create(
+        organization=organization,
+        period=dt.date(2001 + taken // 12, taken % 12 + 1, 1),
+        currency="CNY",
+    )
+
+
 def _avatar(organization: Organization) -> models.Model:
     # Built, with a portrait on disk (under the test's MEDIA_ROOT): every avatar route answers.
     return avatar_factories.with_portrait(avatar_factories.ready_avatar(organization=organization))
@@ -184,6 +234,10 @@ OBJECT_MAKERS: dict[type[models.Model], Callable[[Organization], models.Model]] 
     Schedule: _schedule,
     HolidayCalendar: _holiday_calendar,
     Holiday: _holiday,
+    UsageRecord: _usage_record,
+    Notification: _notification,
+    Refund: _refund,
+    Statement: _statement,
 }
 
 
@@ -505,6 +559,15 @@ def example_payload(
 # --- Filters --------------------------------------------------------------------------------------
 
 
+# Routes that are not lists but take object ids in their query string (the analytics reports):
+# route name -> query parameter -> the model its id names. Probed like a list's filters.
+QUERY_ID_PARAMETERS: dict[str, dict[str, type[models.Model]]] = {
+    "analytics-kpis": {"employment": Employment, "station": Station},
+    "analytics-compare": {"employment": Employment, "station": Station},
+    "analytics-roi": {"employment": Employment},
+}
+
+
 class _FakeRequest:
     def __init__(self, organization: Organization) -> None:
         self.organization = organization
@@ -512,10 +575,10 @@ class _FakeRequest:
 
 def id_filters(route: OrgRoute, organization: Organization) -> dict[str, type[models.Model]]:
     """The list's filters that take an object id, with the model each id names."""
+    found: dict[str, type[models.Model]] = dict(QUERY_ID_PARAMETERS.get(str(route), {}))
     filterset_class = getattr(route.view_class, "filterset_class", None)
     if filterset_class is None:
-        return {}
-    found: dict[str, type[models.Model]] = {}
+        return found
     for name, filter_ in filterset_class.base_filters.items():
         model: type[models.Model] | None = None
         if isinstance(filter_, django_filters.QuerySetRequestMixin):

@@ -7,7 +7,9 @@ difference between the two counts, with the extra SQL in the failure message.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+import zoneinfo
 from typing import Any, cast
 
 import pytest
@@ -25,6 +27,8 @@ from avatars.models import (
 from inference import sessions
 from inference.lifecycle import transition
 from inference.models import Workload, WorkloadState
+from ironbowl.analytics.models import Rollup
+from ironbowl.billing.models import Plan
 from scheduling import services as scheduling_services
 from scheduling.models import Station, StationKind
 from tenants.audit import SYSTEM
@@ -97,6 +101,26 @@ def _add_coverage_gap(world: World) -> None:
     )
 
 
+def _add_employment_at_work(world: World) -> None:
+    # An active hire with a daily rollup today: one more scorecard and one more comparison row.
+    organization = world.organization
+    employment = avatar_factories.EmploymentFactory(organization=organization, status="active")
+    zone = zoneinfo.ZoneInfo(organization.time_zone)
+    today = timezone.localdate(timezone=zone)
+    Rollup.objects.create(
+        organization=organization,
+        grain="day",
+        bucket=dt.datetime.combine(today, dt.time(), tzinfo=zone),
+        employment_id=employment.pk,
+        visits=1,
+    )
+
+
+def _add_plan(world: World) -> None:
+    # Plans are the platform's, listed to every organization: one more public plan.
+    Plan.objects.create(code=f"plan-{uuid.uuid4().hex[:8]}", name="Probe plan")
+
+
 # Collections that are not a viewset's `list` action: route name -> adds one row to the collection.
 CUSTOM_COLLECTIONS = {
     "station-operators": _add_station_operator,
@@ -105,6 +129,9 @@ CUSTOM_COLLECTIONS = {
     "workload-events": _add_workload_event,
     "workload-interactions": _add_interaction,
     "roster-gaps": _add_coverage_gap,
+    "analytics-scorecards": _add_employment_at_work,
+    "analytics-compare": _add_employment_at_work,
+    "billing-plans": _add_plan,
 }
 
 COLLECTIONS = [
@@ -142,8 +169,8 @@ def test_every_collection_endpoint_is_counted(org_a, owner_a, client_for):
             kwargs = isolation.catalog_url_kwargs(route, world, published)
         response = client.get(route.path(org_a.slug, **kwargs))
         assert response.status_code == 200, (route, response.getvalue())
-        if response.streaming:
-            response.getvalue()  # a file (a portrait), read to its end: not a collection
+        if response.streaming or response["Content-Type"] != "application/json":
+            response.getvalue()  # a file (a portrait, a statement's PDF): not a collection
             continue
         body = response.json()
         if isinstance(body, list) or "results" in body:

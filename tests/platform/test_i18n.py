@@ -222,10 +222,10 @@ def test_compiled_catalogue_matches_the_po_file(catalogue):
     assert stale == [], "the .mo is out of date: run `manage.py compilemessages` (make messages)"
 
 
-def _source_files() -> list[str]:
+def _source_files(pattern: str = "*.py") -> list[str]:
     # The files makemessages reads: everything of ours, not the tests or ignored folders.
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", pattern],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -236,7 +236,19 @@ def _source_files() -> list[str]:
     )
 
 
-def test_every_message_in_the_code_is_in_the_catalogue(catalogue):
+def _templates_as_python(folder: Path) -> list[str]:
+    """Each template turned into the Python-like text makemessages hands to xgettext."""
+    from django.utils.translation.template import templatize
+
+    written = []
+    for number, name in enumerate(_source_files("*.html")):
+        target = folder / f"template_{number}.py"
+        target.write_text(templatize((REPO / name).read_text(), origin=name))
+        written.append(str(target))
+    return written
+
+
+def test_every_message_in_the_code_is_in_the_catalogue(catalogue, tmp_path):
     xgettext = shutil.which("xgettext")
     if xgettext is None or shutil.which("git") is None:
         if os.environ.get("CI"):
@@ -257,6 +269,7 @@ def test_every_message_in_the_code_is_in_the_catalogue(catalogue):
             "--keyword=pgettext_lazy:1c,2",
             "--keyword=npgettext_lazy:1c,2,3",
             *_source_files(),
+            *_templates_as_python(tmp_path),
         ],
         cwd=REPO,
         capture_output=True,

@@ -18,6 +18,7 @@ from inference import capacity
 from inference import services as inference_services
 from inference.models import WorkerPool
 from ironbowl.api.base import OrganizationScoped
+from ironbowl.billing.models import Notification, Statement
 from scheduling import services as scheduling_services
 from scheduling.models import Holiday, HolidayCalendar
 from tenants import services
@@ -35,6 +36,8 @@ AUDITORS = frozenset({Role.OWNER, Role.ADMIN, Role.ANALYST})
 KNOWLEDGE_EDITORS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR})
 UPLOADERS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR})
 WORKLOAD_MANAGERS = frozenset({Role.OWNER, Role.ADMIN, Role.OPERATOR})
+# An event that is recent whenever the table is read (an old one would be refused as too old).
+EVENT_NOW = dt.datetime.now(dt.UTC).isoformat()
 ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
@@ -54,6 +57,8 @@ class Row:
 P = Permission
 # fmt: off
 ROWS = [
+    Row("EventIntakeView.post", "POST events/", P.EVENTS_WRITE, MANAGERS,
+        body={"events": [{"id": "role-matrix-1", "type": "visit", "occurred_at": EVENT_NOW}]}),
     Row("UploadViewSet.list", "GET uploads/", P.UPLOADS_MANAGE, UPLOADERS),
     Row("UploadViewSet.retrieve", "GET uploads/{upload}/", P.UPLOADS_MANAGE, UPLOADERS),
     Row("UploadViewSet.create", "POST uploads/", P.UPLOADS_MANAGE, UPLOADERS, 201,
@@ -256,6 +261,49 @@ ROWS = [
                    "ends_at": "2099-01-01T17:00:00Z", "purpose": "Open day"}),
     Row("ReservationViewSet.destroy", "DELETE reservations/{reservation}/", P.WORKLOADS_MANAGE,
         WORKLOAD_MANAGERS, 204),
+    Row("UsageRecordViewSet.list", "GET analytics/usage/", P.ANALYTICS_VIEW, EVERYONE),
+    Row("UsageRecordViewSet.summary", "GET analytics/usage/summary/", P.ANALYTICS_VIEW,
+        EVERYONE),
+    Row("KpiView.get", "GET analytics/kpis/?granularity=hour", P.ANALYTICS_VIEW, EVERYONE),
+    Row("ScorecardView.get", "GET analytics/scorecards/", P.ANALYTICS_VIEW, EVERYONE),
+    Row("CompareView.get", "GET analytics/compare/?by=station", P.ANALYTICS_VIEW, EVERYONE),
+    Row("RoiView.get", "GET analytics/roi/?employment={employment}", P.ANALYTICS_VIEW,
+        EVERYONE),
+    Row("OutcomeValuesView.get", "GET analytics/outcome-values/", P.ANALYTICS_VIEW, EVERYONE),
+    Row("OutcomeValuesView.put", "PUT analytics/outcome-values/", P.ANALYTICS_MANAGE, MANAGERS,
+        body={"currency": "CNY", "per_visit": "0.5", "per_interaction": "1",
+              "per_viewer_hour": "0.2", "per_handoff_avoided": "5"}),
+    Row("BudgetView.get", "GET billing/budget/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("BudgetView.put", "PUT billing/budget/", P.BILLING_MANAGE,
+        frozenset({Role.OWNER, Role.BILLING}),
+        body={"monthly_amount": "1000.00", "hard_stop": True, "exempt_public_service": True}),
+    Row("NotificationViewSet.list", "GET notifications/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("NotificationViewSet.retrieve", "GET notifications/{notification}/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("NotificationViewSet.read", "POST notifications/{notification}/read/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("PlanListView.get", "GET billing/plans/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("SubscriptionView.get", "GET billing/subscription/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("SubscriptionView.post", "POST billing/subscription/", P.BILLING_MANAGE,
+        frozenset({Role.OWNER, Role.BILLING}), body={"plan": "standard"}),
+    Row("StatementViewSet.list", "GET billing/statements/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("StatementViewSet.retrieve", "GET billing/statements/{statement}/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("StatementViewSet.html", "GET billing/statements/{statement}/html/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("StatementViewSet.pdf", "GET billing/statements/{statement}/pdf/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("StatementViewSet.csv", "GET billing/statements/{statement}/csv/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("BillingAccountView.get", "GET billing/account/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("RefundViewSet.list", "GET billing/refunds/", P.BILLING_VIEW,
+        frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
 ]
 # fmt: on
 
@@ -376,6 +424,12 @@ def targets(org_a, owner_a, member_factory, settings, tmp_path) -> dict[str, str
         "reservation": reservation.pk,
         "session_employment": avatar_factories.onboarded_employment(
             organization=org_a, status="active"
+        ).pk,
+        "statement": Statement.objects.create(
+            organization=org_a, period=dt.date(2024, 3, 1), currency="CNY"
+        ).pk,
+        "notification": Notification.objects.create(
+            organization=org_a, kind="budget_80", message="80% of the budget is spent."
         ).pk,
     }
     return {name: str(value) for name, value in ids.items()}
