@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks on a throwaway database and write bench-report/.
 
-    python -m tests.benchmarks.run [--iterations N] [--warmup N] [--output DIR]
+    python -m tests.benchmarks.run [--iterations N] [--warmup N] [--output DIR] [--only NAME]
 
 Uses the database that DATABASE_URL names (SQLite or PostgreSQL) only to create and drop a
 separate benchmark database beside it, the way Django's test runner does; the development data
@@ -17,7 +17,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=500, help="timed calls per case")
     parser.add_argument("--warmup", type=int, default=50, help="untimed calls per case first")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-report")
+    parser.add_argument(
+        "--only", action="append", metavar="NAME", help="run only this entry (repeatable)"
+    )
     options = parser.parse_args(argv)
     if options.iterations < 2:
         parser.error("--iterations must be at least 2 (p99 needs samples)")
@@ -169,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     from tests.benchmarks import (
+        bench_analytics,
         bench_api,
+        bench_billing,
         bench_duty,
         bench_inference,
         bench_market,
@@ -178,17 +183,24 @@ def main(argv: list[str] | None = None) -> int:
         bench_upload,
     )
 
+    timed = {"iterations": options.iterations, "warmup": options.warmup}
+    entries: list[tuple[str, Callable[[], BenchmarkSection]]] = [
+        ("api", lambda: bench_api.run(**timed)),
+        ("market", lambda: bench_market.run(**timed)),
+        ("upload", bench_upload.run),
+        ("inference", bench_inference.run),
+        ("pipelines", bench_pipelines.run),
+        ("scheduling", lambda: bench_scheduling.run(**timed)),
+        ("analytics", lambda: bench_analytics.run(**timed)),
+        ("billing", bench_billing.run),
+        ("duty", bench_duty.run),  # last: it leaves its 10,000 shifts behind
+    ]
+    unknown = set(options.only or ()) - {name for name, _run in entries}
+    if unknown:
+        parser.error(f"--only: no entry {', '.join(sorted(unknown))}")
     with throwaway_database():
         environment = describe_environment()
-        sections = [
-            bench_api.run(iterations=options.iterations, warmup=options.warmup),
-            bench_market.run(iterations=options.iterations, warmup=options.warmup),
-            bench_upload.run(),
-            bench_inference.run(),
-            bench_pipelines.run(),
-            bench_scheduling.run(iterations=options.iterations, warmup=options.warmup),
-            bench_duty.run(),  # last: it leaves its 10,000 shifts behind
-        ]
+        sections = [run() for name, run in entries if not options.only or name in options.only]
 
     markdown = render_markdown(environment, sections)
     report = {

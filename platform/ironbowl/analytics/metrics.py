@@ -31,7 +31,7 @@ INGEST_SECONDS = Histogram(
 )
 EVENT_DELAY = Histogram(
     "ironbowl_analytics_event_delay_seconds",
-    "How long after it happened an event arrived (received minus occurred).",
+    "How long after it happened an event arrived (received minus occurred; a retry again).",
     buckets=(1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
 )
 ROLLUP_DELAY = Histogram(
