@@ -149,15 +149,21 @@ def _holiday(organization: Organization) -> models.Model:
 def _usage_record(organization: Organization) -> models.Model:
     # An id far above every table's sequence: the leak check reads each integer "id" of
     # organization A's rows, of any table, and B's record could otherwise share one by chance.
-    return UsageRecord.objects.create(
-        id=2**40 + uuid.uuid4().int % 2**40,
-        organization=organization,
-        source_id=f"probe:{uuid.uuid4()}",
-        usage_type="gpu_seconds",
-        quantity="1.5",
-        gpu_class="l4",
-        occurred_at=timezone.now(),
+    # bulk_create: save() refuses a ledger row built with an id (it could overwrite another).
+    (record,) = UsageRecord.objects.for_organization(organization).bulk_create(
+        [
+            UsageRecord(
+                id=2**40 + uuid.uuid4().int % 2**40,
+                organization=organization,
+                source_id=f"probe:{uuid.uuid4()}",
+                usage_type="gpu_seconds",
+                quantity="1.5",
+                gpu_class="l4",
+                occurred_at=timezone.now(),
+            )
+        ]
     )
+    return record
 
 
 def _notification(organization: Organization) -> models.Model:
