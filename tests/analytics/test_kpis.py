@@ -17,9 +17,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from ironbowl.analytics import hll, kpis
-from ironbowl.analytics.models import Rollup
 from tenants.errors import DomainError
 from tests import factories
+from tests.analytics.rows import rollup
 from tests.avatars import factories as avatar_factories
 
 pytestmark = pytest.mark.django_db
@@ -31,19 +31,6 @@ NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
 def local(zone, *args) -> dt.datetime:
     return dt.datetime(*args, tzinfo=zone)
-
-
-def rollup(organization, bucket, *, grain="day", viewers=(), **figures) -> Rollup:
-    """A rollup row as the rollup run writes it; `viewers` are the viewer hashes it saw."""
-    sketch = hll.Sketch.of(list(viewers))
-    return Rollup.objects.create(
-        organization=organization,
-        grain=grain,
-        bucket=bucket.astimezone(dt.UTC),
-        unique_viewers=sketch.count(),
-        viewer_sketch=sketch.to_bytes(),
-        **figures,
-    )
 
 
 def estimate(viewers) -> int:

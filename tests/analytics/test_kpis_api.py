@@ -22,9 +22,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from avatars.models import Employment
-from ironbowl.analytics import hll, rollups
-from ironbowl.analytics.models import Rollup
+from ironbowl.analytics import rollups
 from tests import factories
+from tests.analytics.rows import rollup
 from tests.avatars import factories as avatar_factories
 
 pytestmark = pytest.mark.django_db
@@ -34,19 +34,6 @@ SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 def local(*args) -> dt.datetime:
     return dt.datetime(*args, tzinfo=SHANGHAI)
-
-
-def rollup(organization, bucket, *, grain="day", viewers=(), **figures) -> Rollup:
-    """A rollup row as the rollup run writes it; `viewers` are the viewer hashes it saw."""
-    sketch = hll.Sketch.of(list(viewers))
-    return Rollup.objects.create(
-        organization=organization,
-        grain=grain,
-        bucket=bucket.astimezone(dt.UTC),
-        unique_viewers=sketch.count(),
-        viewer_sketch=sketch.to_bytes(),
-        **figures,
-    )
 
 
 def url(organization, name: str) -> str:

@@ -199,24 +199,8 @@ def _attributions(
     employments = {employment for employment, _station in named.values() if employment}
     stations = {station for _employment, station in named.values() if station}
     # Pairs of (id, organization): a report counts an id only together with its organization.
-    known_employments = (
-        set(
-            Employment.objects.unscoped_dangerously()
-            .filter(pk__in=employments)
-            .values_list("pk", "organization_id")
-        )
-        if employments
-        else set()
-    )
-    known_stations = (
-        set(
-            Station.objects.unscoped_dangerously()
-            .filter(pk__in=stations)
-            .values_list("pk", "organization_id")
-        )
-        if stations
-        else set()
-    )
+    known_employments = _with_organizations(Employment, employments)
+    known_stations = _with_organizations(Station, stations)
     attributions = {}
     for report in reports:
         employment, station = named[report.pk]
@@ -348,3 +332,13 @@ def records_between(
 def totals(records: QuerySet[UsageRecord], *by: str) -> list[dict[str, Any]]:
     """Net quantities (reversals subtracted) of the records, grouped by the named columns."""
     return list(records.order_by().values(*by).annotate(quantity=Sum("quantity")).order_by(*by))
+
+
+def _with_organizations(
+    model: type[Employment] | type[Station], ids: set[uuid.UUID]
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """(id, organization id) of those rows (reports of several organizations in one batch)."""
+    if not ids:
+        return set()
+    rows = model.objects.unscoped_dangerously().filter(pk__in=ids)
+    return set(rows.values_list("pk", "organization_id"))
