@@ -46,12 +46,19 @@ def server(monkeypatch) -> Iterator[str]:
     """The ASGI application on a free port, in a thread of this process (so that it shares the
     test database); yields its base URL. Its requests and consumers run in executor threads that
     end with the server: each closes its database connection after use (as with
-    CONN_MAX_AGE=0), or PostgreSQL connections would be left open when those threads go."""
+    CONN_MAX_AGE=0), or PostgreSQL connections would be left open when those threads go.
+
+    Each server gets channel layers of its own. A channels-redis layer keeps asyncio locks and
+    queues bound to the event loop that first waited on them; a layer left over from an earlier
+    server's loop (stopped with consumers still waiting) fails in this one with "bound to a
+    different event loop". In production each process serves from one loop for its life."""
     import uvicorn
+    from channels.layers import channel_layers
 
     from ironbowl.asgi import application
 
     monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+    monkeypatch.setattr(channel_layers, "backends", {})
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
