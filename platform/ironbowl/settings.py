@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "django_htmx",
     "django_structlog",
     "ironbowl",
     "tenants",
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "inference",
     "ironbowl.analytics",
     "ironbowl.billing",
+    "ironbowl.console",
 ]
 
 MIDDLEWARE = [
@@ -66,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -348,6 +351,7 @@ SPECTACULAR_SETTINGS = {
 # Security: production turns on what a browser on the public internet needs.
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # the console reads it to send X-CSRFToken
+LOGIN_URL = "console:sign-in"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -1,7 +1,9 @@
-"""URL map: the API under /api/v1/, the docs, operations endpoints and the admin."""
+"""URL map: the console under /console/, the API under /api/v1/, the docs, operations endpoints
+and the admin."""
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from avatars.api.urls import organization_urlpatterns as avatars_org_urls
@@ -37,11 +39,14 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
+    path("console/", include("ironbowl.console.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),  # the console's language switcher
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
 ]
 
-handler404 = "ironbowl.api.errors.json_not_found"
-handler500 = "ironbowl.api.errors.json_server_error"
+handler404 = "ironbowl.console.errors.page_not_found"
+handler500 = "ironbowl.console.errors.server_error"

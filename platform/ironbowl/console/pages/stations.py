@@ -1,0 +1,17 @@
+"""The stations section (placeholder until built)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from ironbowl.console.base import OrganizationPage
+from tenants.roles import Permission
+
+
+class Index(OrganizationPage):
+    template_name = "console/placeholder.html"
+    section = "stations"
+    permissions = {"get": Permission.STATIONS_VIEW}
+
+
+urlpatterns = [path("stations/", Index.as_view(), name="stations")]
