@@ -97,7 +97,7 @@ class OrganizationPage(SignedInPage):
         if organization is None or membership is None:
             raise Http404(_("No such organization."))
         self.organization, self.membership = organization, membership
-        self.user = request.user  # type: ignore[assignment]
+        self.user = request.user
         method = (request.method or "get").lower()
         required = self.permissions.get("get" if method == "head" else method)
         if required is None:
