@@ -75,8 +75,11 @@ def line_chart(
             f'text-anchor="end">{escape(_fmt(tick))}</text>'
         )
     every = max(1, math.ceil(n / 8))
+    shown = set(range(0, n, every))
+    if (n - 1) - max(shown) >= every / 2:  # the last label, unless it would overlap the one before
+        shown.add(n - 1)
     for i, label in enumerate(labels):
-        if i % every == 0 or i == n - 1:
+        if i in shown:
             parts.append(
                 f'<text class="tick" x="{x(i):.1f}" y="{height - bottom + 18}" '
                 f'text-anchor="middle">{escape(label)}</text>'

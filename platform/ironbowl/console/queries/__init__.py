@@ -1,0 +1,1 @@
+"""Read-only queries the console pages share: each starts from the organization."""
