@@ -1,0 +1,351 @@
+"""The console's billing pages: the plan, usage and charges so far this month, statements with a
+payslip per digital employee and their documents, and the budget — money exact, with its
+currency; another organization's statements and payslips answered as missing ones; billing.view
+to read and billing.manage to set the budget; a refused budget changes nothing; a double submit
+sets it once.
+
+Real: the pages through Django's test client signed in as members (sessions, middleware, submit
+tokens), rating, statements closed and refreshed by billing's services, the documents the API
+serves, budgets set by billing's service through the API's serializer, the audit log, the
+database the suite runs on. Simulated: the ledger rows are written directly (as the worker
+protocol would append them), and March's statement is closed with an explicit "now".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from pypdf import PdfReader
+
+from ironbowl.billing import budgets, rating, seats, statements
+from ironbowl.billing.models import Budget
+from tenants.audit import SYSTEM
+from tenants.models import AuditEntry
+from tenants.roles import Role
+from tests.billing.conftest import EPOCH, hire, local, subscribe, usage
+from tests.console.conftest import submit_token
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+MARCH, APRIL = dt.date(2024, 3, 1), dt.date(2024, 4, 1)
+IN_MAY = dt.datetime(2024, 5, 20, tzinfo=dt.UTC)
+# org_b's figures: quantities and names nothing of org_a's shares.
+B_MINUTES = 98_760
+
+
+def world(organization, names: list[str], minutes: int):
+    """Hires on the standard plan since EPOCH, their March seat-days and stream minutes, March's
+    statement closed and April's open."""
+    subscribe(organization, [("standard", EPOCH)])
+    employed = [hire(organization, name=name, seats=n + 1) for n, name in enumerate(names)]
+    seats.record_seat_days(organization, MARCH, dt.date(2024, 4, 30))
+    for employment in employed:
+        usage(
+            organization, "stream_minutes", minutes, local("Asia/Shanghai", 2024, 3, 9), employment
+        )
+    usage(organization, "interactions", 250_000, local("Asia/Shanghai", 2024, 3, 9))
+    march = statements.close(organization, MARCH, now=IN_MAY)
+    april = statements.refresh(organization, APRIL, now=IN_MAY)
+    return employed, march, april
+
+
+@pytest.fixture
+def books(org_a, org_b):
+    employed, march, april = world(org_a, ["导购0", "导购1"], 12_000)
+    theirs, their_march, _ = world(org_b, ["贝塔导购"], B_MINUTES)
+    return {
+        "employed": employed,
+        "march": march,
+        "april": april,
+        "theirs": theirs,
+        "their_march": their_march,
+    }
+
+
+def page(organization, name: str = "") -> str:
+    return f"/console/o/{organization.slug}/billing/{name}"
+
+
+def statement_page(organization, statement) -> str:
+    return page(organization, f"statements/{statement.pk}/")
+
+
+def payslip_page(organization, statement, employment_id) -> str:
+    return page(organization, f"statements/{statement.pk}/payslips/{employment_id}/")
+
+
+def cny(amount: Decimal) -> str:
+    return f"CNY {amount:,.2f}"
+
+
+def field_errors(html: str, name: str) -> list[str]:
+    """The errors shown next to one field of a form (the field partial's markup)."""
+    for chunk in html.split('<div class="field')[1:]:
+        if f'id="field-{name}"' in chunk.split("</div>")[0]:
+            return re.findall(r"<li>([^<]*)</li>", chunk.split("</div>")[0])
+    raise AssertionError(f"no field {name}")
+
+
+def link(html: str, label: str) -> str:
+    match = re.search(rf'href="([^"]+)"[^>]*>{re.escape(label)}</a>', html)
+    assert match, f"no link {label}"
+    return match.group(1).replace("&amp;", "&")
+
+
+# --- Plan and usage ------------------------------------------------------------------------------
+
+
+def test_the_plan_usage_and_charges_so_far_this_month(console_a, org_a, books):
+    now = timezone.now()
+    usage(org_a, "stream_minutes", 600, now, books["employed"][0])
+    usage(org_a, "interactions", "2500", now)
+    usage(books["their_march"].organization, "stream_minutes", B_MINUTES, now)
+
+    response = console_a.get(page(org_a))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Standard" in html and "(standard)" in html
+    usage_table = html.split('data-testid="usage"')[1].split("</table>")[0]
+    assert "<td>Stream minutes</td><td>600</td>" in usage_table
+    assert "<td>Interactions</td><td>2,500</td>" in usage_table
+    rated = rating.rate(org_a, statements.current_period(org_a))
+    totals = html.split('data-testid="totals"')[1].split("</table>")[0]
+    assert f"<td>{cny(rated.total)}</td>" in totals
+    assert f"<td>{cny(rated.tax)}</td>" in totals
+    assert "Stream hours" in html.split('data-testid="charges"')[1]
+    assert "No budget is set" in html
+    assert str(B_MINUTES) not in html and f"{B_MINUTES:,}" not in html
+
+
+def test_the_statements_are_listed_newest_first_with_exact_totals(console_a, org_a, books):
+    html = console_a.get(page(org_a, "statements/")).content.decode()
+
+    table = html.split('data-testid="statements"')[1]
+    assert table.index("2024-04") < table.index("2024-03")
+    assert f"<td>{cny(books['march'].total)}</td>" in table
+    assert f"<td>{cny(books['april'].total)}</td>" in table
+    assert "Closed" in table and "Open" in table
+
+
+def test_a_statement_shows_its_payslips_lines_and_totals(console_a, org_a, books):
+    march = books["march"]
+
+    response = console_a.get(statement_page(org_a, march))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Statement 2024-03" in html
+    payslips = html.split('data-testid="payslip"')[1:]
+    assert len(payslips) == 2
+    assert "导购0" in payslips[0] and "导购1" in payslips[1]
+    for section in payslips:
+        assert "Seats" in section and "Stream hours" in section
+    totals = html.split('data-testid="totals"')[1].split("</table>")[0]
+    assert f"<td>{cny(march.subtotal)}</td>" in totals
+    assert f"<td>{cny(march.total)}</td>" in totals
+    assert "Platform fee" in html.split('data-testid="organization-lines"')[1]
+    amounts = [Decimal(a.replace(",", "")) for a in re.findall(r"<td>CNY ([\d,.-]+)</td>", html)]
+    assert amounts  # every amount is shown to the cent with its currency
+
+
+def test_the_statements_documents_open_with_the_console_session(console_a, org_a, books):
+    march = books["march"]
+    html = console_a.get(statement_page(org_a, march)).content.decode()
+
+    printable = console_a.get(link(html, "Printable page"))
+    pdf = console_a.get(link(html, "PDF"))
+    spreadsheet = console_a.get(link(html, "CSV"))
+
+    assert printable.status_code == pdf.status_code == spreadsheet.status_code == 200
+    assert "导购0" in printable.content.decode()
+    assert pdf["Content-Type"] == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert cny(march.total) in text
+    assert spreadsheet["Content-Type"].startswith("text/csv")
+
+
+def test_a_payslip_shows_one_employees_lines(console_a, org_a, books):
+    march, first = books["march"], books["employed"][0]
+    html = console_a.get(statement_page(org_a, march)).content.decode()
+
+    response = console_a.get(link(html, "导购0 - " + first.position.title))
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "Payslip of 导购0" in text and "导购1" not in text
+    payslip = text.split('data-testid="payslip"')[1]
+    amounts = [Decimal(a.replace(",", "")) for a in re.findall(r"<td>CNY ([\d,.-]+)</td>", payslip)]
+    *lines, total = amounts
+    assert len(lines) == 2 and sum(lines) == total
+
+
+def test_a_payslip_of_someone_not_on_the_statement_is_missing(console_a, org_a, books):
+    newcomer = hire(org_a, name="新人")
+
+    response = console_a.get(payslip_page(org_a, books["march"], newcomer.pk))
+
+    assert response.status_code == 404
+
+
+# --- Budget --------------------------------------------------------------------------------------
+
+
+def budget_form(client, organization) -> str:
+    return submit_token(client.get(page(organization, "budget/")).content.decode())
+
+
+def test_the_budget_is_set_and_shown_with_its_currency(console_a, org_a, books):
+    token = budget_form(console_a, org_a)
+
+    response = console_a.post(
+        page(org_a, "budget/"),
+        {"monthly_amount": "5000.50", "hard_stop": "true", "submit_token": token},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == page(org_a, "budget/")
+    budget = budgets.budget_of(org_a)
+    assert budget.monthly_amount == Decimal("5000.50") and budget.currency == "CNY"
+    assert budget.hard_stop is True and budget.exempt_public_service is False  # left unticked
+    html = console_a.get(response["Location"]).content.decode()
+    assert "CNY 5,000.50" in html and "The budget is saved." in html
+    assert (
+        AuditEntry.objects.for_organization(org_a).filter(action="billing.set_budget").count() == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("-1", "Ensure this value is greater than or equal to 0."),
+        ("lots", "A valid number is required."),
+        ("", "A valid number is required."),
+        ("12.345", "Ensure that there are no more than 2 decimal places."),
+    ],
+)
+def test_a_bad_budget_is_refused_next_to_the_amount_and_changes_nothing(
+    console_a, org_a, books, amount, message
+):
+    budgets.set_budget(
+        SYSTEM, org_a, monthly_amount=Decimal("800.00"), hard_stop=False,
+        exempt_public_service=True,
+    )  # fmt: skip
+    token = budget_form(console_a, org_a)
+
+    response = console_a.post(
+        page(org_a, "budget/"),
+        {"monthly_amount": amount, "hard_stop": "true", "submit_token": token},
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert field_errors(html, "monthly_amount") == [message]
+    assert f'value="{amount}"' in html  # what was typed is kept
+    budget = budgets.budget_of(org_a)
+    assert (budget.monthly_amount, budget.hard_stop) == (Decimal("800.00"), False)
+    # The refused submit freed its token: the corrected form goes through.
+    fixed = console_a.post(page(org_a, "budget/"), {"monthly_amount": "900", "submit_token": token})
+    assert fixed.status_code == 302 and budgets.budget_of(org_a).monthly_amount == Decimal(900)
+
+
+def test_a_double_submit_sets_the_budget_once(console_a, org_a, books):
+    token = budget_form(console_a, org_a)
+
+    first = console_a.post(page(org_a, "budget/"), {"monthly_amount": "100", "submit_token": token})
+    again = console_a.post(page(org_a, "budget/"), {"monthly_amount": "200", "submit_token": token})
+
+    assert first.status_code == again.status_code == 302
+    assert again["Location"] == first["Location"]
+    assert budgets.budget_of(org_a).monthly_amount == Decimal(100)
+    assert Budget.objects.for_organization(org_a).count() == 1
+    assert (
+        AuditEntry.objects.for_organization(org_a).filter(action="billing.set_budget").count() == 1
+    )
+
+
+def test_only_billing_manage_may_change_the_budget(org_a, member_factory, console_for, books):
+    admin = console_for(member_factory(org_a, Role.ADMIN))
+    finance = console_for(member_factory(org_a, Role.BILLING))
+
+    seen = admin.get(page(org_a, "budget/"))
+    refused = admin.post(page(org_a, "budget/"), {"monthly_amount": "1"})
+    token = budget_form(finance, org_a)
+    allowed = finance.post(page(org_a, "budget/"), {"monthly_amount": "3", "submit_token": token})
+
+    assert seen.status_code == 200 and 'data-testid="budget-form"' not in seen.content.decode()
+    assert refused.status_code == 403
+    assert allowed.status_code == 302 and budgets.budget_of(org_a).monthly_amount == Decimal(3)
+
+
+def test_an_expired_session_keeps_the_typed_budget(client, org_a, owner_a, books):
+    """Sent signed out: nothing is set; after sign-in the form shows what was typed (the box
+    left unticked stays unticked)."""
+    url = page(org_a, "budget/")
+    response = client.post(url, {"monthly_amount": "4321.09", "submit_token": "t"})
+    client.post(response["Location"], {"email": owner_a.user.email, "password": PASSWORD})
+
+    html = client.get(url).content.decode()
+
+    assert budgets.budget_of(org_a) is None
+    assert 'value="4321.09"' in html
+    assert 'name="exempt_public_service" value="true">' in html  # not checked
+
+
+# --- Tenancy and roles ---------------------------------------------------------------------------
+
+
+def test_another_organization_gets_404_for_statements_and_payslips(console_b, org_a, org_b, books):
+    march, first = books["march"], books["employed"][0]
+    their_march = books["their_march"]
+
+    probes = [
+        console_b.get(statement_page(org_b, march)),
+        console_b.get(payslip_page(org_b, march, first.pk)),
+        console_b.get(payslip_page(org_b, their_march, first.pk)),
+        console_b.get(statement_page(org_a, march)),
+        console_b.get(page(org_a)),
+        console_b.get(page(org_a, "budget/")),
+    ]
+    own = console_b.get(statement_page(org_b, their_march))
+
+    assert [probe.status_code for probe in probes] == [404] * len(probes)
+    assert own.status_code == 200 and "贝塔导购" in own.content.decode()
+
+
+def test_another_organizations_figures_never_appear(console_a, org_a, books):
+    their_march = books["their_march"]
+    pages = [
+        page(org_a),
+        page(org_a, "statements/"),
+        statement_page(org_a, books["march"]),
+        payslip_page(org_a, books["march"], books["employed"][0].pk),
+        page(org_a, "budget/"),
+    ]
+
+    for url in pages:
+        html = console_a.get(url).content.decode()
+        assert "贝塔导购" not in html
+        assert cny(their_march.total) not in html and cny(their_march.subtotal) not in html
+
+
+def test_billing_needs_billing_view(org_a, member_factory, console_for, books):
+    analyst = console_for(member_factory(org_a, Role.ANALYST))
+    finance = console_for(member_factory(org_a, Role.BILLING))
+    urls = [
+        page(org_a),
+        page(org_a, "statements/"),
+        statement_page(org_a, books["march"]),
+        payslip_page(org_a, books["march"], books["employed"][0].pk),
+        page(org_a, "budget/"),
+    ]
+
+    assert [analyst.get(url).status_code for url in urls] == [403] * len(urls)
+    assert [finance.get(url).status_code for url in urls] == [200] * len(urls)
+    assert analyst.get(f"/console/o/{org_a.slug}/analytics/").status_code == 200
