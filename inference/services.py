@@ -1,13 +1,19 @@
 """Actions on inference that other packages and the API call: submit and cancel workloads,
 update a live workload's script, reserve capacity, drain a worker. Every change is one
-transaction."""
+transaction. Also what workers measure of their live streams (frames/s), kept for the console's
+on-air board."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from inference.contracts import script_version
@@ -16,6 +22,7 @@ from inference.models import (
     DEFAULT_PRIORITY,
     FINAL_STATES,
     KIND_PIPELINE,
+    ON_WORKER_STATES,
     Priority,
     Reservation,
     Worker,
@@ -28,6 +35,7 @@ from inference.pipelines.script import parse_script
 from inference.pipelines.types import StageError
 from tenants.errors import ConflictError, DomainError
 from tenants.models import Organization
+from tenants.signals import send_after_commit
 
 SPEC_MAX_BYTES = 64 * 1024
 
@@ -206,3 +214,65 @@ def drain(worker: Worker) -> Worker:
     """Stop giving a worker new work; the orchestrator stops it once it is empty."""
     start_draining(worker, "Drained", "Drained by an operator.")
     return worker
+
+
+# --- Stream stats (the console's on-air board) ----------------------------------------------------
+
+# A worker's heartbeat measured its live streams: `organization_id` and `workload_ids` (those
+# whose stats were kept). Sent once the heartbeat has committed; the console pushes the numbers
+# to the organization's on-air board.
+stream_stats_reported = Signal()
+
+# Heartbeats a measurement stays: older numbers say nothing about the stream now.
+STREAM_STATS_HEARTBEATS = 3
+
+
+def _stream_stats_key(organization_id: object, workload_id: object) -> str:
+    return f"inference:stream-stats:{organization_id}:{workload_id}"
+
+
+def record_stream_stats(worker: Worker, stats: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Keep what a worker measured of the workloads it runs (`{"fps": frames/s sent}` by
+    workload id) for a few heartbeats, in the cache the web processes share. Numbers for
+    workloads that are not on this worker are dropped. Returns the workload ids kept."""
+    if not stats:
+        return []
+    mine = sorted(
+        str(pk)
+        for pk in Workload.objects.for_organization(worker.organization)
+        .filter(worker=worker, state__in=ON_WORKER_STATES, id__in=list(stats))
+        .values_list("id", flat=True)
+    )
+    if not mine:
+        return []
+    at = timezone.now().isoformat()
+    cache.set_many(
+        {
+            _stream_stats_key(worker.organization_id, workload_id): {
+                "fps": round(float(stats[workload_id]["fps"]), 2),
+                "at": at,
+            }
+            for workload_id in mine
+        },
+        timeout=max(10, round(settings.INFERENCE_HEARTBEAT_INTERVAL_S * STREAM_STATS_HEARTBEATS)),
+    )
+    send_after_commit(
+        stream_stats_reported,
+        Workload,
+        "stream_stats_receiver_failed",
+        organization_id=worker.organization_id,
+        workload_ids=mine,
+    )
+    return mine
+
+
+def stream_stats(
+    organization_id: object, workload_ids: Iterable[object]
+) -> dict[str, dict[str, Any]]:
+    """The latest stats workers reported of these workloads of the organization, by workload
+    id; a workload whose worker said nothing lately is left out."""
+    keys = {_stream_stats_key(organization_id, pk): str(pk) for pk in workload_ids}
+    if not keys:
+        return {}
+    found = cache.get_many(list(keys))
+    return {keys[key]: value for key, value in found.items()}

@@ -7,6 +7,7 @@ refused whole with the field that is wrong, and nothing of it is applied.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inference import protocol, sessions
+from inference import protocol, services, sessions
 from inference.contracts import PROTOCOL_VERSION, Heartbeat, Registration, Report, Usage
 from inference.models import Worker
 
@@ -105,6 +106,12 @@ class RegistrationSerializer(serializers.Serializer[Any]):
         return value
 
 
+class StreamStatsSerializer(serializers.Serializer[Any]):
+    fps = serializers.FloatField(
+        min_value=0, max_value=240, help_text="Frames per second the stream's output received."
+    )
+
+
 class HeartbeatSerializer(serializers.Serializer[Any]):
     slots_used = serializers.IntegerField(min_value=0, max_value=64)
     running = serializers.ListField(child=serializers.UUIDField(), max_length=64)
@@ -114,10 +121,26 @@ class HeartbeatSerializer(serializers.Serializer[Any]):
         default=dict,
         help_text="Live workloads: workload id → the script version the worker holds.",
     )
+    stats = serializers.DictField(
+        child=StreamStatsSerializer(),
+        required=False,
+        default=dict,
+        help_text="Live workloads: workload id → what the worker measures of the stream.",
+    )
 
     def validate_scripts(self, value: dict[str, int]) -> dict[str, int]:
         if len(value) > 64:
             raise serializers.ValidationError("At most 64 workloads.")
+        return value
+
+    def validate_stats(self, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        if len(value) > 64:
+            raise serializers.ValidationError("At most 64 workloads.")
+        for key in value:
+            try:
+                uuid.UUID(key)
+            except ValueError:
+                raise serializers.ValidationError(f"{key[:40]!r} is not a workload id.") from None
         return value
 
 
@@ -235,6 +258,7 @@ class HeartbeatView(WorkerView):
             scripts=data["scripts"],
         )
         drain, cancel = protocol.heartbeat(self.worker, beat)
+        services.record_stream_stats(self.worker, data["stats"])
         return Response(
             {
                 "drain": drain,

@@ -13,10 +13,15 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path, re_path
 
 from inference.consumers import VisitorSessionConsumer, WorkerSessionConsumer
+from ironbowl.console.consumers import BoardConsumer
 from ironbowl.realtime import ActivityConsumer
 
 member_urlpatterns = [  # under ws/orgs/
     path("<slug:org>/activity/", ActivityConsumer.as_asgi()),
+]
+
+console_urlpatterns = [  # under ws/console/orgs/
+    path("<slug:org>/board/", BoardConsumer.as_asgi()),
 ]
 
 token_urlpatterns = [
@@ -33,6 +38,10 @@ websocket_application = URLRouter(
         re_path(  # a regular expression without "$" matches the prefix
             r"^ws/orgs/",
             AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(member_urlpatterns))),
+        ),
+        re_path(
+            r"^ws/console/orgs/",
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(console_urlpatterns))),
         ),
     ]
 )

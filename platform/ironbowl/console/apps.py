@@ -6,3 +6,6 @@ class ConsoleConfig(AppConfig):
     name = "ironbowl.console"
     label = "console"
     verbose_name = _("Console")
+
+    def ready(self) -> None:
+        from ironbowl.console import receivers  # noqa: F401 - connects the board's receivers
