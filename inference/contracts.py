@@ -127,11 +127,16 @@ class Heartbeat:
     running: tuple[str, ...]  # workload ids
     # Live workloads: the script version each one holds, so that only newer ones are sent.
     scripts: dict[str, int] = dataclasses.field(default_factory=dict)
+    # What running workloads measured of their output, by workload id (live streams: "fps", the
+    # frames per second their outputs received lately); shown on the console's on-air board.
+    stats: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"slots_used": self.slots_used, "running": list(self.running)}
         if self.scripts:
             data["scripts"] = dict(self.scripts)
+        if self.stats:
+            data["stats"] = {key: dict(value) for key, value in self.stats.items()}
         return data
 
 

@@ -12,7 +12,6 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,6 +32,7 @@ from inference.models import (
 )
 from inference.pipelines.script import parse_script
 from inference.pipelines.types import StageError
+from inference.signals import stream_stats_reported
 from tenants.errors import ConflictError, DomainError
 from tenants.models import Organization
 from tenants.signals import send_after_commit
@@ -217,11 +217,6 @@ def drain(worker: Worker) -> Worker:
 
 
 # --- Stream stats (the console's on-air board) ----------------------------------------------------
-
-# A worker's heartbeat measured its live streams: `organization_id` and `workload_ids` (those
-# whose stats were kept). Sent once the heartbeat has committed; the console pushes the numbers
-# to the organization's on-air board.
-stream_stats_reported = Signal()
 
 # Heartbeats a measurement stays: older numbers say nothing about the stream now.
 STREAM_STATS_HEARTBEATS = 3

@@ -24,6 +24,11 @@ usage_reported = Signal()
 # Sent once it has committed; analytics counts it as events.
 interaction_recorded = Signal()
 
+# A worker's heartbeat measured its live streams: `organization_id` and `workload_ids` (those
+# whose stats were kept). Sent once the heartbeat has committed; the console pushes the numbers
+# to the organization's on-air board.
+stream_stats_reported = Signal()
+
 
 def announce(workload: Workload, message: str = "") -> None:
     """Send `workload_changed` for this workload once the current transaction commits."""

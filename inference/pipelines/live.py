@@ -48,6 +48,7 @@ from inference.pipelines.types import Speech, StageError
 from inference.worker.pipelines import PipelineFailed, WorkloadContext
 
 CHUNK_FRAMES = 10  # frames rendered and sent together: 0.4 s at 25 frames/s
+MEASURE_EVERY_S = 1.0  # how often the frames/s sent is measured for the on-air board
 REPORT_EVERY_S = 10.0
 MAX_IDLE_S = 600.0
 DEFAULT_LATENCY_S = 1.0
@@ -359,6 +360,8 @@ class _OnAir:
         self.late: list[Gap] = []
         self._reported_frames = 0
         self._reported_at = time.monotonic()
+        self._measured_frames = 0
+        self._measured_at = self._reported_at
         self._note = ""
 
     def stream(self, source: ScriptSource) -> None:
@@ -433,7 +436,25 @@ class _OnAir:
         if self.rtmp is not None:
             self.rtmp.send(piece.start, frames, piece.audio)
 
+    def _frames_out(self) -> int:
+        """Frames the station's output has received: the RTMP push when there is one, else HLS."""
+        if self.rtmp is not None:
+            return self.rtmp.frames_sent
+        return self.hls.frames_written if self.hls is not None else 0
+
+    def _measure(self) -> None:
+        """Frames per second the output received since the last measurement (at most once a
+        second), for the worker's next heartbeat."""
+        now = time.monotonic()
+        elapsed = now - self._measured_at
+        if elapsed < MEASURE_EVERY_S:
+            return
+        sent = self._frames_out()
+        self.ctx.measured(fps=round((sent - self._measured_frames) / elapsed, 2))
+        self._measured_frames, self._measured_at = sent, now
+
     def _report(self, source: ScriptSource) -> None:
+        self._measure()
         note = self.program.tally.note
         error = getattr(source, "error", "")
         if error:

@@ -59,6 +59,7 @@ class WorkloadContext:
         self._stop = threading.Event()
         self._script: contracts.ScriptUpdate | None = None
         self._script_lock = threading.Lock()
+        self._stats: dict[str, float] = {}
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -86,6 +87,16 @@ class WorkloadContext:
     def usage(self, usage: contracts.Usage) -> None:
         """Report what was consumed since the previous usage report (a delta)."""
         self._emit("usage", {"usage": usage})
+
+    def measured(self, **numbers: float) -> None:
+        """What the pipeline measured of its output just now (a live stream: `fps`, frames per
+        second its outputs received); the worker sends the latest with its next heartbeat."""
+        with self._script_lock:
+            self._stats = {name: float(value) for name, value in numbers.items()}
+
+    def stats(self) -> dict[str, float]:
+        with self._script_lock:
+            return dict(self._stats)
 
     # -- script updates (live workloads) -------------------------------------------------------
 

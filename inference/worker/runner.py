@@ -280,10 +280,14 @@ class Worker:
                 for workload_id, r in self._running.items()
                 if r.assignment.kind == "live"
             }
+            measured = {workload_id: r.ctx.stats() for workload_id, r in self._running.items()}
+        stats = {workload_id: numbers for workload_id, numbers in measured.items() if numbers}
         reply: contracts.HeartbeatReply = self._call(
             "heartbeat",
             self.client.heartbeat,
-            contracts.Heartbeat(slots_used=self._slots_used(), running=running, scripts=scripts),
+            contracts.Heartbeat(
+                slots_used=self._slots_used(), running=running, scripts=scripts, stats=stats
+            ),
         )
         self._interval = reply.heartbeat_interval_s
         for workload_id in reply.cancel:

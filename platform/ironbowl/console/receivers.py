@@ -15,8 +15,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from inference.services import stream_stats_reported
-from inference.signals import interaction_recorded
+from inference.signals import interaction_recorded, stream_stats_reported
 from ironbowl.console import board
 from tenants.models import AuditEntry
 

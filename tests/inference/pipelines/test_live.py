@@ -86,9 +86,12 @@ def test_a_short_shift_streams_to_hls_in_real_time_and_every_frame_is_accounted(
     """Real: the whole pipeline for a 6 s shift of two segments looped with idle between them,
     HLS read back by ffprobe. Simulated: the worker (reports collected here)."""
     reports: list = []
-    result = live.run(_context(_spec(tmp_path), reports))
+    ctx = _context(_spec(tmp_path), reports)
+    result = live.run(ctx)
 
     assert result["frames_total"] == 6 * FPS
+    # The frames/s the output received lately, for the worker's heartbeat (the on-air board).
+    assert 0 < ctx.stats()["fps"] <= result["frames_sent"]
     _assert_counts_add_up(result, "hls")
     probed = probe(tmp_path / "hls" / "index.m3u8")
     video, audio = _streams(probed)

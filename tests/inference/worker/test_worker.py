@@ -150,7 +150,8 @@ def test_a_newer_script_in_a_heartbeat_reply_reaches_the_running_live_workload(
     control_plane, start_worker
 ):
     """The worker says which script version each live workload holds; a reply with a newer one
-    is handed to that workload's context, and the following heartbeats say it holds it. The
+    is handed to that workload's context, and the following heartbeats say it holds it, and
+    carry what the workload measured of its output. The
     pipeline here waits for the update and reports what it got (the live pipeline's use of it
     is tested in tests/inference/pipelines/test_live.py)."""
 
@@ -159,6 +160,7 @@ def test_a_newer_script_in_a_heartbeat_reply_reaches_the_running_live_workload(
             ctx.sleep(0.01)
         update = ctx.script()
         ctx.progress(0.5, json.dumps({"version": update.version, "segments": update.segments}))
+        ctx.measured(fps=24.5)  # what a live stream measures of its output
         ctx.sleep(600)  # on air until cancelled
 
     registry = default_registry()
@@ -169,6 +171,7 @@ def test_a_newer_script_in_a_heartbeat_reply_reaches_the_running_live_workload(
     control_plane.offer(render, spec={"seconds": 600})
     control_plane.wait_for(lambda: {live, render} <= control_plane.running())
     assert control_plane.heartbeats[-1]["scripts"] == {live: 3}  # only live workloads say
+    assert "stats" not in control_plane.heartbeats[-1]  # nothing measured yet
 
     segments = [{"text": "Flash sale at eight.", "language": "en"}]
     with control_plane.cond:
@@ -178,6 +181,10 @@ def test_a_newer_script_in_a_heartbeat_reply_reaches_the_running_live_workload(
 
     (progress,) = control_plane.reports(live, "progress")
     assert json.loads(progress["message"]) == {"version": 4, "segments": segments}
+    # What the workload measured goes with the next heartbeat (the console's on-air board).
+    control_plane.wait_for(
+        lambda: control_plane.heartbeats[-1].get("stats") == {live: {"fps": 24.5}}
+    )
     with control_plane.cond:
         control_plane.cancel |= {live, render}
     control_plane.wait_for(lambda: not control_plane.running())
