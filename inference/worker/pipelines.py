@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,10 @@ class PipelineFailed(Exception):
     @property
     def output(self) -> dict[str, Any]:
         return {"code": self.code, "details": self.details} if self.code else {}
+
+
+# How long a pipeline's measurement of its output stays true enough to report.
+STATS_FRESH_S = 5.0
 
 
 class WorkloadStopped(Exception):
@@ -60,6 +65,7 @@ class WorkloadContext:
         self._script: contracts.ScriptUpdate | None = None
         self._script_lock = threading.Lock()
         self._stats: dict[str, float] = {}
+        self._measured_at = 0.0
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -93,9 +99,14 @@ class WorkloadContext:
         second its outputs received); the worker sends the latest with its next heartbeat."""
         with self._script_lock:
             self._stats = {name: float(value) for name, value in numbers.items()}
+            self._measured_at = time.monotonic()
 
     def stats(self) -> dict[str, float]:
+        """The latest measurement while it is fresh; nothing once it is older than
+        `STATS_FRESH_S` (a stream stuck on a stalled output must not look healthy)."""
         with self._script_lock:
+            if time.monotonic() - self._measured_at > STATS_FRESH_S:
+                return {}
             return dict(self._stats)
 
     # -- script updates (live workloads) -------------------------------------------------------

@@ -4,8 +4,11 @@ from typing import Any
 
 import structlog
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_save
+
+from tenants.signals import membership_removed, membership_role_changed
 
 logger = structlog.get_logger(__name__)
 
@@ -18,6 +21,10 @@ class IronbowlConfig(AppConfig):
         from tenants.models import AuditEntry
 
         post_save.connect(_publish_after_commit, sender=AuditEntry, dispatch_uid="activity-feed")
+        # Open sockets check again that their person may still listen.
+        membership_removed.connect(_access_changed, dispatch_uid="sockets-member-removed")
+        membership_role_changed.connect(_access_changed, dispatch_uid="sockets-role-changed")
+        user_logged_out.connect(_signed_out, dispatch_uid="sockets-signed-out")
 
 
 def _publish_after_commit(sender: Any, instance: Any, created: bool, **_: Any) -> None:
@@ -33,3 +40,22 @@ def _publish_after_commit(sender: Any, instance: Any, created: bool, **_: Any) -
             logger.warning("activity_publish_failed", exc_info=True)
 
     transaction.on_commit(publish)
+
+
+def _tell_sockets(user_id: Any, ended_session: str | None = None) -> None:
+    from ironbowl.realtime import access_changed
+
+    try:
+        access_changed(user_id, ended_session)
+    except Exception:  # sockets are told at best effort; the change itself stands
+        logger.warning("access_changed_publish_failed", exc_info=True)
+
+
+def _access_changed(sender: Any, membership: Any, **_: Any) -> None:
+    user_id = membership.user_id
+    transaction.on_commit(lambda: _tell_sockets(user_id))
+
+
+def _signed_out(sender: Any, request: Any, user: Any, **_: Any) -> None:
+    if user is not None:
+        _tell_sockets(user.pk, getattr(request.session, "session_key", None))

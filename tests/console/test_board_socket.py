@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connections
+from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -24,6 +26,8 @@ from ironbowl.channel_layers import redis_channel_layer
 from ironbowl.console import board
 from ironbowl.console.consumers import FORBIDDEN
 from ironbowl.realtime import NOT_FOUND
+from tenants import services as tenant_services
+from tenants.audit import Actor
 from tenants.roles import Role
 from tests.console.test_board import on_a_worker, on_air
 from tests.platform.test_realtime import ORIGIN, Socket, session_cookie
@@ -199,3 +203,43 @@ def test_a_heartbeat_with_malformed_stats_is_refused_whole(org_a):
     for stats in ({workload: {"fps": -1}}, {"not-a-uuid": {"fps": 25}}, {workload: {}}):
         assert _heartbeat(worker, [workload], stats) == 400
     assert board.stats_of(org_a, [shift])[shift.pk].fps is None
+
+
+async def _closed_with(socket) -> int | None:
+    """The close code the server sent next (None if it sent something else)."""
+    message = await socket.receive_output(timeout=5)
+    return message.get("code") if message["type"] == "websocket.close" else None
+
+
+async def test_a_member_removed_while_watching_is_disconnected(
+    channel_layer, org_a, owner_a, member_factory
+):
+    operator = await sync_to_async(member_factory)(org_a, Role.OPERATOR)
+    socket, connected, _ = await open_board(org_a.slug, operator)
+    assert connected
+    await sync_to_async(tenant_services.remove_member)(Actor(user=owner_a.user), operator)
+    assert await _closed_with(socket) == NOT_FOUND
+
+
+async def test_a_member_moved_to_a_role_without_the_board_is_disconnected(
+    channel_layer, org_a, owner_a, member_factory
+):
+    analyst = await sync_to_async(member_factory)(org_a, Role.ANALYST)
+    socket, connected, _ = await open_board(org_a.slug, analyst)
+    assert connected
+    await sync_to_async(tenant_services.change_member_role)(
+        Actor(user=owner_a.user, role=Role.OWNER), analyst, Role.BILLING
+    )
+    assert await _closed_with(socket) == FORBIDDEN
+
+
+async def test_signing_out_closes_that_sessions_board(channel_layer, org_a, owner_a):
+    browser = Client()
+    await sync_to_async(browser.force_login)(owner_a.user)
+    name = settings.SESSION_COOKIE_NAME
+    cookie = f"{name}={browser.cookies[name].value}".encode()
+    socket = Socket(f"/ws/console/orgs/{org_a.slug}/board/", [ORIGIN, (b"cookie", cookie)])
+    connected, _ = await socket.connect()
+    assert connected
+    await sync_to_async(browser.post)(reverse("console:sign-out"))
+    assert await _closed_with(socket) == NOT_FOUND

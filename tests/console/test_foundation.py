@@ -194,3 +194,17 @@ def test_line_and_bar_charts_escape_their_labels():
     bars = charts.bar_chart([("<script>", 3)], title="bars")
     assert "<script>" not in bars
     assert charts.nice_ceiling(0) == 1.0 and charts.nice_ceiling(7) == 10.0
+
+
+def test_opening_pages_does_not_write_the_session_each_time(console_a, org_a):
+    """The last organization used is remembered once, not rewritten by every page (htmx polls
+    and board re-fetches would write the session row for each)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse("console:dashboard", args=[org_a.slug])
+    console_a.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        console_a.get(url)
+    writes = [q["sql"] for q in queries if "django_session" in q["sql"] and "UPDATE" in q["sql"]]
+    assert writes == []

@@ -193,3 +193,21 @@ async def test_an_idle_socket_still_receives_after_the_redis_clients_default_tim
     finally:
         await socket.disconnect()
     assert event["object_id"] == station_id
+
+
+async def test_a_member_removed_while_listening_is_disconnected(
+    channel_layer, org_a, owner_a, member_factory
+):
+    """Access is checked again when it changes, not only at connect."""
+    from tenants import services
+    from tenants.audit import Actor
+    from tenants.roles import Role
+
+    analyst = await sync_to_async(member_factory)(org_a, Role.ANALYST)
+    socket, connected, _ = await open_socket(org_a.slug, analyst)
+    assert connected
+    await sync_to_async(services.remove_member)(Actor(user=owner_a.user), analyst)
+    message = await socket.receive_output(timeout=5)
+    while message["type"] == "websocket.send":  # the removal's own activity hint comes first
+        message = await socket.receive_output(timeout=5)
+    assert (message["type"], message.get("code")) == ("websocket.close", NOT_FOUND)

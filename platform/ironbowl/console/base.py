@@ -102,7 +102,8 @@ class OrganizationPage(SignedInPage):
         required = self.permissions.get("get" if method == "head" else method)
         if required is None:
             return HttpResponseNotAllowed([m.upper() for m in self.permissions])
-        request.session["console.organization"] = organization.slug
+        if request.session.get("console.organization") != organization.slug:
+            request.session["console.organization"] = organization.slug  # written only on change
         structlog.contextvars.bind_contextvars(organization=organization.slug)
         timezone.activate(zoneinfo.ZoneInfo(organization.time_zone))
         try:

@@ -3,7 +3,9 @@
 A member whose role may view stations joins the organization's board group and receives its
 updates (`console.board`), nothing else. The socket authenticates with the console's session
 cookie; "no such organization", "not a member" and "not signed in" close alike (4404), a member
-whose role may not view stations gets 4403. The console sends nothing over it.
+whose role may not view stations gets 4403. Access is checked again whenever it changes
+(`ironbowl.realtime.RecheckedAccess`): a member removed, moved to a role without the right, or
+signed out is disconnected. The console sends nothing over it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from ironbowl.console.board import board_group
-from ironbowl.realtime import NOT_FOUND
+from ironbowl.realtime import NOT_FOUND, RecheckedAccess
 from tenants import selectors
 from tenants.models import Organization
 from tenants.roles import Permission, role_allows
@@ -22,21 +23,28 @@ from tenants.roles import Permission, role_allows
 FORBIDDEN = 4403  # a member whose role may not view stations
 
 
-class BoardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
-    group: str | None = None
+class BoardConsumer(RecheckedAccess):
+    slug: str = ""
 
     async def connect(self) -> None:
-        slug = self.scope["url_route"]["kwargs"]["org"]
-        organization, allowed = await database_sync_to_async(self._organization_of_member)(slug)
+        self.slug = self.scope["url_route"]["kwargs"]["org"]
+        organization, allowed = await database_sync_to_async(self._organization_of_member)(
+            self.slug
+        )
         if organization is None:
             await self.close(code=NOT_FOUND)
             return
         if not allowed:
             await self.close(code=FORBIDDEN)
             return
-        self.group = board_group(organization.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join(board_group(organization.pk))
         await self.accept()
+
+    def allowed(self) -> int | None:
+        organization, allowed = self._organization_of_member(self.slug)
+        if organization is None:
+            return NOT_FOUND
+        return None if allowed else FORBIDDEN
 
     def _organization_of_member(self, slug: str) -> tuple[Organization | None, bool]:
         """The organization and whether the member may view its stations; (None, False) for
@@ -51,10 +59,6 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
         if membership is None:
             return None, False
         return organization, role_allows(membership.role, Permission.STATIONS_VIEW)
-
-    async def disconnect(self, code: int) -> None:
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """The board only listens; what a console sends is ignored."""

@@ -373,3 +373,20 @@ def test_metrics_and_health_are_served(control_plane, start_worker):
     assert "ironbowl_worker_reports_pending" in metrics
     registration = control_plane.registrations[0]
     assert registration["metrics_url"].endswith(f":{handle.worker.metrics_port}/metrics")
+
+
+def test_a_measurement_that_is_no_longer_fresh_is_not_reported(monkeypatch):
+    """A stream stuck on a stalled output stops measuring; its last numbers must not keep being
+    sent as if it were healthy."""
+    from inference import contracts
+    from inference.worker import pipelines
+
+    clock = [100.0]
+    monkeypatch.setattr(pipelines.time, "monotonic", lambda: clock[0])
+    assignment = contracts.Assignment("w", 1, "live", "live", 1, {})
+    ctx = pipelines.WorkloadContext(assignment, gpus=0, emit=lambda kind, data: None)
+    assert ctx.stats() == {}
+    ctx.measured(fps=25)
+    assert ctx.stats() == {"fps": 25.0}
+    clock[0] += pipelines.STATS_FRESH_S + 0.1
+    assert ctx.stats() == {}
