@@ -9,23 +9,19 @@ waits for a slot within the organization's quota, and the visitor's socket says 
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from avatars import catalog, employments
+from avatars import employments, portraits
 from avatars.models import Employment, EmploymentStatus, KnowledgeEntry
-from inference import artifacts, sessions
 from inference import services as inference
+from inference import sessions
 from inference.contracts import PORTRAIT_INPUT
 from inference.models import Workload, WorkloadKind
-from inference.worker.artifacts import file_sha256
 from scheduling import selectors
 from scheduling.models import Station
 from tenants import audit
@@ -37,7 +33,6 @@ LANGUAGES = ("zh", "yue", "en")
 IDLE_TIMEOUT_S = 120
 MAX_MINUTES = 30
 VIDEO_SIZE = 256
-PORTRAITS_FOLDER = "portraits"  # MEDIA_ROOT/portraits/<organization>/: market avatars' portraits
 
 
 def pipeline_language(tag: str) -> str | None:
@@ -49,30 +44,8 @@ def pipeline_language(tag: str) -> str | None:
 
 
 def portrait_of(employment: Employment) -> dict[str, Any] | None:
-    """The portrait of the employment's avatar version as a workload input (the worker fetches
-    it: it shares no disk with the control plane), or None when none is stored. Inputs are
-    served from the workload's own organization's media only, so a market avatar's portrait,
-    kept in its vendor's, is copied into the hiring organization's, once per content."""
-    path = catalog.portrait_file(employment.avatar_version)
-    if path is None:
-        return None
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    root = Path(settings.MEDIA_ROOT).resolve()
-    relative = path.relative_to(root).as_posix()
-    organization = str(employment.organization_id)
-    if relative.split("/")[1:2] != [organization]:
-        relative = f"{PORTRAITS_FOLDER}/{organization}/{digest}{path.suffix}"
-        copy = root / relative
-        if not copy.is_file() or file_sha256(copy) != digest:
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            partial = copy.with_name(f".{copy.name}.{uuid.uuid4().hex}.partial")
-            try:
-                partial.write_bytes(data)
-                partial.replace(copy)
-            finally:
-                partial.unlink(missing_ok=True)
-    return artifacts.media_input(relative, sha256=digest, size=len(data))
+    """The portrait of the employment's avatar version as a workload input, or None."""
+    return portraits.portrait_input(employment.organization, employment.avatar_version)
 
 
 @transaction.atomic

@@ -6,7 +6,8 @@ workload's input `portrait` (the avatar bundle's image), which the worker fetche
 plane — a GPU pod shares no disk with it — and keeps by its SHA-256 for the next workload;
 `"portrait": "reference"` uses the public-domain portrait that ships with scikit-image instead
 (demo and tests). A path on a disk (`portrait_path`) is not read. Writes
-`<IRONBOWL_OUTPUT_DIR>/<workload id>.mp4`.
+`<IRONBOWL_OUTPUT_DIR>/<workload id>.mp4` and, on a worker connected to the control plane,
+uploads it as the workload's output of that name (the result's `sha256` says which file).
 
 Speech and mouth track come first (fast), then frames are rendered in chunks and streamed into
 the encoder, so memory stays flat, progress is reported per chunk and a cancel stops between
@@ -98,9 +99,17 @@ def _render(ctx: WorkloadContext) -> dict[str, Any]:
     info = encode_mp4(
         path, frames(), fps=spec["fps"], audio=speech.samples, sample_rate=speech.sample_rate
     )
+    delivered: dict[str, Any] = {}
+    if ctx.control is not None:
+        # A GPU pod shares no disk with the control plane: the MP4 is uploaded as the workload's
+        # output of the same name (its SHA-256 in the result says which file is held there).
+        from inference.worker.artifacts import deliver_output
+
+        delivered = {"sha256": deliver_output(ctx, path.name, path)["sha256"]}
     elapsed = time.monotonic() - started
     ctx.usage(contracts.Usage(rendered_seconds=info.duration_s, gpu_seconds=elapsed * ctx.gpus))
     return {
+        **delivered,
         "video": path.name,
         "duration_s": round(info.duration_s, 3),
         "frames": info.video_frames,

@@ -15,6 +15,7 @@ from ironbowl.console.pages import (
     market,
     operators,
     roster,
+    samples,
     stations,
 )
 
@@ -24,6 +25,7 @@ organization_urlpatterns = [
     *dashboard.urlpatterns,
     *board.urlpatterns,
     *market.urlpatterns,
+    *samples.urlpatterns,
     *employees.urlpatterns,
     *avatars.urlpatterns,
     *stations.urlpatterns,

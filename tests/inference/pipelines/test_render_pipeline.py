@@ -172,7 +172,14 @@ def test_the_portrait_comes_through_the_control_plane_once_per_content_and_is_an
     first, _ = _run(spec, "w-1", control)
     second, _ = _run(spec, "w-2", control)
 
-    assert control.calls == [("download", "portrait", 1)]  # the second used the worker's copy
+    # The second used the worker's copy of the portrait; each MP4 went back to the control
+    # plane as its workload's output, named in the result with its SHA-256.
+    assert control.calls == [
+        ("download", "portrait", 1),
+        ("upload", "w-1.mp4", 1),
+        ("upload", "w-2.mp4", 1),
+    ]
+    assert first["sha256"] == hashlib.sha256((tmp_path / first["video"]).read_bytes()).hexdigest()
     kept = list((tmp_path / "worker-tmp").rglob(hashlib.sha256(portrait.read_bytes()).hexdigest()))
     assert [path.read_bytes() for path in kept] == [portrait.read_bytes()]
     with av.open(str(tmp_path / second["video"])) as container:
