@@ -16,7 +16,9 @@ import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.test import AsyncClient, Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from ironbowl.console.pages import administration
@@ -243,6 +245,29 @@ def test_an_invitation_link_is_shown_once(console_a, org_a):
         assert "nurse@example.org" in again.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("page", "data", "secret_field"),
+    [
+        ("api-keys", {"name": "Widget", "scopes": ["events.write"]}, 'id="api-key-secret"'),
+        ("invitations", {"email": "nurse@example.org", "role": "operator"}, 'id="invitation-link"'),
+    ],
+)
+def test_another_admin_opening_the_same_reveal_link_gets_nothing(
+    console_a, org_a, member_factory, console_for, page, data, secret_field
+):
+    """A secret is kept for the one who created it, briefly, and read once: another
+    administrator of the same organization given the same ?reveal= URL sees no secret, and the
+    creator still sees it, once."""
+    created = send(console_a, url(org_a, page), data)
+    assert created.status_code == 302 and "?reveal=" in created["Location"]
+    other_admin = console_for(member_factory(org_a, Role.ADMIN))
+    theirs = other_admin.get(created["Location"])
+    assert theirs.status_code == 200 and secret_field not in theirs.content.decode()
+    assert secret_field in console_a.get(created["Location"]).content.decode()
+    assert secret_field not in console_a.get(created["Location"]).content.decode()
+    assert administration.REVEAL_TTL_S <= 2 * 60
+
+
 def test_a_double_submitted_invitation_invites_once(console_a, org_a):
     token = submit_token(console_a.get(url(org_a, "invitations")).content.decode())
     data = {"email": "nurse@example.org", "role": "operator"}
@@ -457,6 +482,30 @@ def test_a_grant_is_revoked(console_a, org_a, owner_a, station_a, operator_a):
     assert "This member does not operate this station." in again.content.decode()
 
 
+def test_the_grants_page_costs_the_same_queries_however_many_operators(
+    console_a, org_a, member_factory, django_assert_max_num_queries
+):
+    """Grants are read for the whole organization at once, not once per operator."""
+
+    def add_operator_with_grants(n: int) -> None:
+        operator = member_factory(org_a, Role.OPERATOR)
+        for k in range(2):
+            station = factories.StationFactory(organization=org_a, name=f"Room {n}-{k}")
+            station_services.grant_station_operator(actor_of(owner), station, operator)
+
+    owner = Membership.objects.for_organization(org_a).get(role=Role.OWNER)
+    add_operator_with_grants(0)
+    console_a.get(url(org_a, "grants"))  # the first page of the org writes the session once
+    with CaptureQueriesContext(connection) as few:
+        assert console_a.get(url(org_a, "grants")).status_code == 200
+    for n in range(1, 5):
+        add_operator_with_grants(n)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = console_a.get(url(org_a, "grants")).content.decode()
+    assert html.count("data-grant=") == 10 and html.count("data-operator=") == 5
+    assert "Room 4-0, Room 4-1" in html  # each operator's stations, by name
+
+
 def test_another_organizations_station_and_member_ids_answer_404(
     console_b, org_a, org_b, owner_a, owner_b, station_a, operator_a, member_factory
 ):
@@ -645,6 +694,23 @@ def test_filters_by_actor_action_and_object_type(console_a, org_a):
     response = console_a.get(url(org_a, "audit"), query)
     assert response.status_code == 200
     assert entry_ids(response.content.decode()) == [match.pk]
+
+
+def test_the_filters_offer_readable_actions_and_object_types(console_a, org_a, org_b):
+    """The choices read as words (the model's name, what was done), their values stay the
+    codes the filter takes; another organization's codes are not offered."""
+    at = dt.datetime(2026, 3, 9, 12, tzinfo=dt.UTC)
+    entry(org_a, at, action="station.grant_operator", object_type="scheduling.station")
+    entry(org_a, at, action="widget.polish", object_type="tests.other")
+    entry(org_b, at, action="avatar.retire", object_type="avatars.avatar")
+    html = console_a.get(url(org_a, "audit")).content.decode()
+    assert '<option value="station.grant_operator">Station: operator granted</option>' in html
+    assert '<option value="widget.polish">Widget: polish</option>' in html  # unknown: words
+    assert '<option value="scheduling.station">Station</option>' in html
+    assert '<option value="tests.other">tests.other</option>' in html
+    assert "avatar.retire" not in html and "avatars.avatar" not in html
+    chosen = console_a.get(url(org_a, "audit"), {"action": "station.grant_operator"})
+    assert len(entry_ids(chosen.content.decode())) == 1
 
 
 def test_a_date_range_is_whole_days_in_the_organizations_time_zone(console_a, org_a):

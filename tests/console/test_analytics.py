@@ -69,9 +69,11 @@ def send(organization, kind: str, count: int, at: dt.datetime, **ids) -> None:
     assert result.accepted == count, result.errors
 
 
-def employee(organization, name: str):
+def employee(organization, name: str, name_en: str = ""):
+    """A hire named `name` (its avatar's Chinese name; an English one only when given)."""
     return EmploymentFactory(
-        organization=organization, avatar=ready_avatar(visibility="public", name_zh=name)
+        organization=organization,
+        avatar=ready_avatar(visibility="public", name_zh=name, name_en=name_en),
     )
 
 
@@ -141,7 +143,7 @@ def test_kpis_over_time_come_from_the_ingested_events(console_a, org_a, world):
     assert kpi(html, "visits") == "12"
     assert kpi(html, "interactions") == "7"
     assert kpi(html, "handoffs") == "1"
-    assert kpi(html, "answered_share") == "85.7 %"  # 6 of 7 without a person
+    assert kpi(html, "answered_share") == "85.7%"  # 6 of 7 without a person
     assert html.count('<svg class="chart"') == 3
     # Every local day of the range is a bucket; days without events show zeros.
     rows = table_rows(html, "buckets")
@@ -315,7 +317,7 @@ def test_roi_shows_value_cost_and_the_prices_used(console_a, org_a, valued):
     assert 'data-roi="value"><div class="value">CNY 30.00<' in html  # 12 visits at 2.50
     assert f'data-roi="cost"><div class="value">CNY {expected.cost:,.2f}<' in html
     assert expected.cost >= Decimal("210.00")  # seven seat-days at least
-    assert f"{expected.roi * 100:,.2f} %" in html
+    assert f"{expected.roi * 100:,.2f}%" in html
     assert "billing plan" in html and "list rates" not in html
     assert 'data-testid="values-unset"' not in html
     names = [row[0].split()[0] for row in table_rows(html, "scorecards")]

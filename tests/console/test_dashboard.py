@@ -10,6 +10,7 @@ run would write them."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from avatars.models import Consent, Employment
 from inference.models import Priority, Workload, WorkloadKind, WorkloadState
@@ -179,6 +181,56 @@ def test_alerts_link_to_where_they_are_dealt_with(console_a, org_a):
     assert "Nothing needs your attention." not in html
 
 
+def failed_at_station(organization: Organization, reason: str, kind: str, spec: dict) -> Workload:
+    work = failed(organization, reason, kind)
+    work.spec = spec
+    work.save(update_fields=["spec"])
+    return work
+
+
+def test_failed_streams_and_sessions_link_to_the_roster_or_the_employee(console_a, org_a, org_b):
+    """The board shows only work under way: a failed stream or desk session links to its
+    station's week on the roster (where the failed shift is), or to its employee when the
+    station is not known; ids of another organization in a spec get no link."""
+    org_a.time_zone = "Asia/Shanghai"
+    org_a.save()
+    shift = on_air(org_a, "Alpha failing room")
+    live = failed_at_station(
+        org_a,
+        "Alpha stream crashed",
+        WorkloadKind.LIVE,
+        {
+            "shift": str(shift.pk),
+            "station": str(shift.station_id),
+            "employment": str(shift.employment_id),
+        },
+    )
+    hire = avatars.EmploymentFactory(organization=org_a, status="active")
+    failed_at_station(
+        org_a, "Alpha session lost", WorkloadKind.SESSION, {"employment": str(hire.pk)}
+    )
+    foreign = on_air(org_b, "Beta secret room")
+    failed_at_station(
+        org_a,
+        "Alpha session with foreign ids",
+        WorkloadKind.SESSION,
+        {"station": str(foreign.station_id), "employment": str(foreign.employment_id)},
+    )
+
+    html = console_a.get(dashboard(org_a)).content.decode()
+
+    card = re.search(r'data-alert="failed">(.*?)</li>\s*</ul>', html, re.S).group(1)
+    zone = zoneinfo.ZoneInfo("Asia/Shanghai")
+    year, week, _day = live.finished_at.astimezone(zone).date().isocalendar()
+    roster = reverse("console:roster", args=[org_a.slug])
+    query = urlencode({"week": f"{year}-W{week:02d}", "q": "Alpha failing room"})
+    assert f'href="{roster}?{query.replace("&", "&amp;")}"' in card
+    assert reverse("console:employee", args=[org_a.slug, hire.pk]) in card
+    assert reverse("console:board", args=[org_a.slug]) not in card
+    assert card.count(">Deal with it</a>") == 2  # the one naming another's ids has no link
+    assert "Alpha session with foreign ids" in card and "Beta secret room" not in html
+
+
 def test_the_budget_alerts_only_once_billing_raised_it(console_a, org_a):
     budgets.set_budget(
         SYSTEM, org_a, monthly_amount=Decimal("1000"), hard_stop=True, exempt_public_service=True
@@ -246,6 +298,7 @@ def test_the_query_count_does_not_grow_with_the_organization(
     then more again, answer with the same number of queries."""
     used_up_budget(org_a)
     everything(org_a, "First")
+    _queries(console_a, org_a)  # the first page of the org writes the session once
     small = _queries(console_a, org_a)
     for n in range(6):
         everything(org_a, f"More {n}")

@@ -179,6 +179,22 @@ def test_serializer_errors_land_next_to_their_fields():
     assert form.value("name") == "toolong"
 
 
+def test_a_list_items_errors_land_next_to_the_list_field():
+    """DRF names an item's error by its index ("skills.1"); the form has one box for the list,
+    so the message is shown there (every page, one rule)."""
+    from rest_framework import serializers
+
+    class Tagged(serializers.Serializer):
+        skills = serializers.ListField(child=serializers.ChoiceField(choices=["a", "b"]))
+        nested = serializers.DictField(child=serializers.IntegerField())
+
+    form = forms.Form.of({})
+    data = {"skills": ["a", "juggler", "clown"], "nested": {"size": "big"}}
+    assert forms.validate(Tagged, form, data) is None
+    assert set(form.errors) == {"skills", "nested.size"}
+    assert len(form.errors["skills"]) == 2 and "juggler" in form.errors["skills"][0]
+
+
 def test_an_expired_session_keeps_what_was_typed(client, org_a, owner_a):
     """A POST that arrives signed out is not acted on; after sign-in the page shows the draft."""
     url = reverse("console:dashboard", args=[org_a.slug])

@@ -126,7 +126,9 @@ def test_no_page_reveals_or_touches_another_organizations_objects(org_a, org_b, 
         for method in ("get", "post"):
             response = getattr(console_b, method)(page.path(org_a.slug, sample or {}))
             if response.status_code != 404:
-                failures.append(f"{method.upper()} {page.route} under A's slug: {response.status_code}")
+                failures.append(
+                    f"{method.upper()} {page.route} under A's slug: {response.status_code}"
+                )
         # B's slug, A's ids edited into the URL.
         if not page.kwargs:
             body = console_b.get(page.path(org_b.slug, {})).getvalue()

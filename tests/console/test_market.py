@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from avatars.employments import attached_knowledge
 from avatars.models import Employment, KnowledgeEntry, Position
-from ironbowl.console.pages.market import PAGE_SIZE, employee_url
+from ironbowl.console.pages.market import PAGE_SIZE
 from tenants.roles import Role
 from tests import factories
 from tests.avatars import factories as af
@@ -176,7 +176,9 @@ def test_the_market_pages_through_avatars_and_keeps_the_filters(org_a, console_a
 # --- preview and portrait -----------------------------------------------------------------------
 
 
-def test_the_preview_shows_portrait_languages_skills_and_no_sample_yet(org_a, console_a):
+def test_the_preview_shows_portrait_languages_skills_and_offers_to_render_a_sample(
+    org_a, console_a
+):
     avatar = af.with_portrait(
         published(name_zh="政策讲解员", languages=["zh-CN", "yue-HK"], skills=["presenter"])
     )
@@ -188,7 +190,8 @@ def test_the_preview_shows_portrait_languages_skills_and_no_sample_yet(org_a, co
     portrait = url("market-portrait", org_a, avatar.pk)
     assert f'src="{portrait}"' in html
     assert "zh-CN" in html and "yue-HK" in html and "Presenter" in html
-    assert "No rendered sample yet." in html
+    assert "No rendered sample yet." in html  # rendering one: tests/console/test_samples.py
+    assert f'action="{url("sample-render", org_a, avatar.pk)}"' in html
     image = console_a.get(portrait)
     assert image.status_code == 200
     assert image["Content-Type"] == "image/png"
@@ -542,7 +545,7 @@ def test_onboarding_from_offer_to_active(org_a, console_a):
     activated = step(console_a, org_a, employment, "transition", to="active", reason="Ready.")
 
     assert activated.status_code == 302
-    assert activated["Location"] == employee_url(org_a.slug, employment.pk)
+    assert activated["Location"] == url("employee", org_a, employment.pk)
     employment.refresh_from_db()
     assert employment.status == "active"
     assert "its onboarding is over" in html_of(console_a.get(onboarding))
@@ -633,6 +636,7 @@ def test_the_markets_query_count_does_not_grow_with_avatars(org_a, console_a):
     seller = vendor("counted")
     for _ in range(3):
         af.with_portrait(published(seller))
+    console_a.get(url("market", org_a))  # the first page of the org writes the session once
     with CaptureQueriesContext(connection) as few:
         console_a.get(url("market", org_a))
     for _ in range(9):

@@ -75,12 +75,18 @@ class Form:
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error detail as {field name: [messages]}; nested fields as "a.b"."""
+    """DRF's nested error detail as {field name: [messages]}; nested fields as "a.b".
+
+    An item of a list field has no input of its own: its errors (DRF names them by index,
+    "skills.0") are the list field's ("skills"), shown next to the box the list was typed in."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, Mapping):
         for key, value in detail.items():
-            name = NON_FIELD if key in ("non_field_errors", NON_FIELD) else str(key)
-            name = f"{prefix}.{name}" if prefix and name != NON_FIELD else (prefix or name)
+            if _is_index(key):
+                name = prefix or NON_FIELD
+            else:
+                name = NON_FIELD if key in ("non_field_errors", NON_FIELD) else str(key)
+                name = f"{prefix}.{name}" if prefix and name != NON_FIELD else (prefix or name)
             for inner, messages in flatten_errors(value, name).items():
                 out.setdefault(inner, []).extend(messages)
     elif isinstance(detail, list):
@@ -90,6 +96,11 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     else:
         out.setdefault(prefix or NON_FIELD, []).append(str(detail))
     return out
+
+
+def _is_index(key: object) -> bool:
+    """Whether an error's key is a list item's index (DRF's ListField uses ints)."""
+    return isinstance(key, int) or (isinstance(key, str) and key.isdigit())
 
 
 def validate(

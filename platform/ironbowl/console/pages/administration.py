@@ -39,8 +39,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ironbowl.api.serializers import TenantRelatedField
+from ironbowl.console import audit_labels
 from ironbowl.console.base import OrganizationPage, SignedInPage
 from ironbowl.console.forms import Form, submit_once, validate
+from ironbowl.console.inputs import as_list
 from scheduling import selectors as station_selectors
 from scheduling import services as station_services
 from scheduling.api.serializers import OperatorGrantSerializer
@@ -63,8 +65,9 @@ from tenants.models import (
 )
 from tenants.roles import API_KEY_SCOPES, Permission, Role, may_assign_role
 
-# A created secret waits this long for the page that shows it, then is gone for good.
-REVEAL_TTL_S = 10 * 60
+# A created secret waits this long for the page the creation redirects to (read there once, then
+# deleted), then is gone for good: the cache holds it in plain text, so not a moment longer.
+REVEAL_TTL_S = 2 * 60
 AUDIT_PAGE_SIZE = 50
 EXPORT_CHUNK = 500
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection).
@@ -428,15 +431,12 @@ class Grants(AdministrationPage):
             .select_related("user")
             .order_by("user__email")
         )
+        # Every grant at once (not one query per operator), then put with its operator.
+        granted: dict[Any, list[Station]] = {}
+        for grant in station_selectors.operator_grants(self.organization):
+            granted.setdefault(grant.user_id, []).append(grant.content_object)
         by_member = [
-            (
-                m,
-                list(
-                    station_selectors.stations_operated_by(self.organization, m.user).order_by(
-                        "name"
-                    )
-                ),
-            )
+            (m, sorted(granted.get(m.user_id, []), key=lambda s: (s.name, str(s.pk))))
             for m in operators
         ]
         grants = [Grant(s, m) for m, stations in by_member for s in stations]
@@ -519,7 +519,7 @@ class ApiKeys(ShowsSecretOnce):
         form = kwargs.get("key_form")
         if form is None:
             form = Form.of(context["draft"])
-            form.values["scopes"] = _as_list(form.values.get("scopes"))
+            form.values["scopes"] = as_list(form.values.get("scopes"))
         context.update(
             key_form=form,
             scope_choices=[
@@ -552,9 +552,6 @@ class ApiKeys(ShowsSecretOnce):
                 status = error.status_code
             else:
                 return self.created(key, token)
-        # ListField errors are keyed by the item's index ("scopes.0"): show them on the field.
-        for name in [n for n in form.errors if n.startswith("scopes.")]:
-            form.errors.setdefault("scopes", []).extend(form.errors.pop(name))
         return self.show(status, key_form=form)
 
     def created(self, key: ApiKey, token: str) -> HttpResponse:
@@ -568,12 +565,6 @@ class ApiKeys(ShowsSecretOnce):
             "console:api-keys",
             {"reveal": reveal},
         )
-
-
-def _as_list(value: Any) -> list[str]:
-    if value in (None, ""):
-        return []
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 class ApiKeyRevoke(ApiKeys):
@@ -710,8 +701,12 @@ class Audit(AuditPage):
             ),
             newest_url=f"?{urlencode(query)}" if cursor else "",
             export_url=f"{self.url('console:audit-export')}?{urlencode(query)}",
-            action_choices=_choices(distinct.values_list("action", flat=True).distinct()),
-            object_type_choices=_choices(distinct.values_list("object_type", flat=True).distinct()),
+            action_choices=audit_labels.action_choices(
+                distinct.values_list("action", "object_type").distinct()
+            ),
+            object_type_choices=audit_labels.object_type_choices(
+                distinct.values_list("object_type", flat=True).distinct()
+            ),
         )
         return context
 
@@ -719,10 +714,6 @@ class Audit(AuditPage):
         filtered = self.filtered()
         status = 200 if filtered[0].ok else 400
         return self.render_to_response(self.get_context_data(filtered=filtered), status=status)
-
-
-def _choices(values: Any) -> list[tuple[str, str]]:
-    return [(v, v) for v in sorted(set(values))]
 
 
 def _cell(value: object) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.urls import path, reverse
@@ -32,8 +31,9 @@ from ironbowl.analytics.api.serializers import (
 from ironbowl.analytics.models import UsageType
 from ironbowl.console import charts
 from ironbowl.console.base import OrganizationPage
+from ironbowl.console.formats import exact, money, percent, price
 from ironbowl.console.forms import Form, validate
-from ironbowl.console.pages.billing import exact, money
+from ironbowl.console.names import avatar_name, display_name
 from scheduling.models import Station
 from tenants.errors import DomainError
 from tenants.roles import Permission
@@ -90,16 +90,10 @@ def shown(name: str, value: float | int | None) -> str:
     if value is None:
         return "—"
     if name == "answered_share":
-        return f"{value * 100:.1f} %"
+        return percent(value)
     if isinstance(value, float):
         return f"{value:,.2f}"
     return f"{value:,}"
-
-
-def employee_name(employment: Employment) -> str:
-    """A digital employee as the API's analytics names it: the avatar's Chinese name, else its
-    English one."""
-    return employment.avatar.name_zh or employment.avatar.name_en
 
 
 def bucket_label(bucket: kpis.Bucket, span: kpis.Window) -> str:
@@ -165,7 +159,17 @@ class AnalyticsPage(OrganizationPage):
 
     def employment_choices(self) -> list[tuple[uuid.UUID, str]]:
         rows = self.owned(Employment).select_related("avatar", "position").order_by("created_at")
-        return [(e.pk, f"{employee_name(e)} · {e.position.title}") for e in rows]
+        return [(e.pk, f"{avatar_name(e.avatar)} · {e.position.title}") for e in rows]
+
+    def employee_names(self, ids: list[Any]) -> dict[Any, tuple[str, str]]:
+        """Each employment's name (in the page's language, as everywhere in the console; the
+        API's CSV names them its own way) and position title, in one query."""
+        rows = (
+            self.owned(Employment)
+            .filter(pk__in=ids)
+            .values_list("pk", "avatar__name_zh", "avatar__name_en", "position__title")
+        )
+        return {pk: (display_name(zh, en), title) for pk, zh, en, title in rows}
 
     def station_choices(self) -> list[tuple[uuid.UUID, str]]:
         return list(self.owned(Station).order_by("name", "id").values_list("pk", "name"))
@@ -298,7 +302,12 @@ class Compare(AnalyticsPage):
     def rows(self, span: kpis.Window, by: str, sort: str) -> list[dict[str, Any]]:
         """As the API's comparison answers them: highest first, then by name."""
         tallies = kpis.totals_by(self.organization, span, by)
-        names = DIMENSIONS[by](self.organization, [key for key in tallies if key is not None])
+        keys = [key for key in tallies if key is not None]
+        names = (
+            self.employee_names(keys)
+            if by == "employment"
+            else DIMENSIONS[by](self.organization, keys)
+        )
         unattributed = _("Not attributed")
         rows: list[dict[str, Any]] = []
         for key, tally in tallies.items():
@@ -312,9 +321,8 @@ class Compare(AnalyticsPage):
         return rows
 
 
-def roi_percent(value: Decimal | None) -> str:
-    """ROI as a percentage, exactly (ROI has four decimal places)."""
-    return "—" if value is None else f"{value * 100:,.2f} %"
+# ROI has four decimal places: as a percentage, two.
+ROI_PLACES = 2
 
 
 def line_rows(lines: Sequence[roi.Line], currency: str) -> list[dict[str, str]]:
@@ -322,7 +330,7 @@ def line_rows(lines: Sequence[roi.Line], currency: str) -> list[dict[str, str]]:
         {
             "item": str(ITEM_LABELS.get(line.item, line.item)),
             "quantity": exact(line.quantity),
-            "unit": f"{currency} {exact(line.unit)}",
+            "unit": price(line.unit, currency),
             "amount": money(line.amount, currency),
         }
         for line in lines
@@ -360,7 +368,7 @@ class Roi(AnalyticsPage):
             value=money(valuation.value, currency),
             cost=money(valuation.cost, currency),
             net=money(valuation.net, currency),
-            roi=roi_percent(valuation.roi),
+            roi=percent(valuation.roi, ROI_PLACES),
             values_set=valuation.values_set,
             billing_rates=valuation.rates == "billing",
             costs=line_rows(valuation.costs, currency),
@@ -372,12 +380,12 @@ class Roi(AnalyticsPage):
             context.update(
                 scorecards=[
                     {
-                        "name": employee_name(card.employment),
+                        "name": avatar_name(card.employment.avatar),
                         "position": card.employment.position.title,
                         "cost": money(card.valuation.cost, currency),
                         "value": money(card.valuation.value, currency),
                         "net": money(card.valuation.net, currency),
-                        "roi": roi_percent(card.valuation.roi),
+                        "roi": percent(card.valuation.roi, ROI_PLACES),
                     }
                     for card in roi.scorecards(self.organization, span)
                 ],

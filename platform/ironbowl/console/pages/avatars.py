@@ -11,7 +11,6 @@ input with the same words.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -44,6 +43,7 @@ from inference import selectors as inference
 from inference.models import WorkloadState
 from ironbowl.console.base import OrganizationPage
 from ironbowl.console.forms import Form, submit_once, validate
+from ironbowl.console.inputs import items_of
 from tenants.errors import DomainError
 from tenants.roles import Permission
 
@@ -82,17 +82,6 @@ FAILURES: dict[str, Any] = {
     "consent_expired": gettext_lazy("The consent expired"),
     "cancelled": gettext_lazy("The build was cancelled"),
 }
-
-
-def _split(text: str) -> list[str]:
-    """A list typed in one field: separated by commas (also Chinese ones) or spaces."""
-    return [item for item in re.split(r"[\s,，、;；]+", text.strip()) if item]
-
-
-def _fold_nested(form: Form) -> None:
-    """Errors of one item of a list field ("languages.0") are shown next to the list's field."""
-    for name in [name for name in form.errors if "." in name]:
-        form.errors.setdefault(name.split(".", 1)[0], []).extend(form.errors.pop(name))
 
 
 def _local(moment: Any) -> str:
@@ -188,7 +177,7 @@ class AvatarCreate(AvatarsPage):
         data = {
             "name_zh": posted.get("name_zh", ""),
             "name_en": posted.get("name_en", ""),
-            "languages": _split(posted.get("languages", "")),
+            "languages": items_of(posted.get("languages", "")),
             "skills": posted.getlist("skills"),
             "persona": posted.get("persona", ""),
             "description": posted.get("description", ""),
@@ -204,7 +193,6 @@ class AvatarCreate(AvatarsPage):
             else:
                 messages.success(self.request, _("%(avatar)s was created.") % {"avatar": avatar})
                 return redirect(self.url("console:avatar-detail", avatar.pk))
-        _fold_nested(form)
         return self.show({"form": form}, status=400)
 
 
@@ -353,7 +341,7 @@ class ConsentCreate(UploadWidget):
         for name in ("clip", "expires_at"):
             if posted.get(name, "").strip():
                 data[name] = posted[name].strip()
-        listed = _split(posted.get("scope_organizations", ""))
+        listed = items_of(posted.get("scope_organizations", ""))
         if listed:
             data["scope_organizations"] = listed
         if not data["scope"]:
@@ -373,7 +361,6 @@ class ConsentCreate(UploadWidget):
             else:
                 messages.success(self.request, _("The consent was recorded."))
                 return redirect(self.url("console:avatar-detail", avatar.pk))
-        _fold_nested(form)
         return self.show({"form": form, "avatar": avatar}, status=400)
 
 

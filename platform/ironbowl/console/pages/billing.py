@@ -27,23 +27,13 @@ from ironbowl.billing import budgets, documents, plans, rating, statements
 from ironbowl.billing.api.budgets import BudgetInputSerializer
 from ironbowl.billing.models import Statement, StatementLine, Subscription
 from ironbowl.console.base import OrganizationPage
+from ironbowl.console.formats import exact, money, percent, price
 from ironbowl.console.forms import Form, submit_once, validate
 from tenants.errors import DomainError
 from tenants.roles import Permission
 
 # The budget form's check boxes: a box left unticked is not sent at all.
 BUDGET_SWITCHES = ("hard_stop", "exempt_public_service")
-
-
-def money(amount: Decimal, currency: str) -> str:
-    """An amount of money exactly as billed (to the cent), with its currency: CNY 1,234.50."""
-    return f"{currency} {amount:,.2f}"
-
-
-def exact(value: Decimal | int) -> str:
-    """A quantity or a unit price exactly, without trailing zeros: 12,500.25."""
-    text = f"{Decimal(value).normalize():,f}"
-    return "0" if text in ("-0", "0") else text
 
 
 def line_row(line: StatementLine, currency: str) -> dict[str, str]:
@@ -74,13 +64,15 @@ def budget_context(state: budgets.BudgetState) -> dict[str, Any]:
     budget = state.budget
     used = None
     if budget is not None and budget.monthly_amount:
-        used = min(state.spent * 100 / budget.monthly_amount, Decimal(100))
+        used = min(state.spent / budget.monthly_amount, Decimal(1))
     return {
         "budget": budget,
         "amount": money(budget.monthly_amount, state.currency) if budget is not None else None,
         "spent": money(state.spent, state.currency),
         "budget_month": f"{state.month:%Y-%m}",
-        "used_percent": None if used is None else f"{used:.0f}",
+        # The bar's value (0 to 100) and what it says.
+        "used_percent": None if used is None else f"{used * 100:.0f}",
+        "used_text": None if used is None else percent(used, 0),
         "alerted_80": state.alerted(80),
         "alerted_100": state.alerted(100),
         "stopped": state.stopped,
@@ -120,6 +112,8 @@ class Overview(BillingPage):
         )
         try:
             rated = rating.rate(self.organization, period)
+            # This rates the month a second time: billing's `state_of` takes no spend to reuse,
+            # and building its BudgetState here would copy billing's rules into the console.
             state = budgets.state_of(self.organization, now)
         except DomainError as error:
             context["rating_error"] = str(error.detail)
@@ -140,14 +134,13 @@ class Overview(BillingPage):
         plan = subscription.plan
         return {
             "platform_fee": money(plan.platform_fee, plan.currency),
-            "price_stream_hour": f"{plan.currency} {exact(plan.price_stream_hour)}",
-            "price_thousand_interactions": (
-                f"{plan.currency} {exact(plan.price_thousand_interactions)}"
-            ),
-            "price_gpu_hour": f"{plan.currency} {exact(plan.price_gpu_hour)}",
-            "price_rendered_minute": f"{plan.currency} {exact(plan.price_rendered_minute)}",
-            "tax": f"{exact(plan.tax_rate * 100)} %",
-            "discount": f"{exact(subscription.discount_percent)} %",
+            "price_stream_hour": price(plan.price_stream_hour, plan.currency),
+            "price_thousand_interactions": price(plan.price_thousand_interactions, plan.currency),
+            "price_gpu_hour": price(plan.price_gpu_hour, plan.currency),
+            "price_rendered_minute": price(plan.price_rendered_minute, plan.currency),
+            "tax": percent(plan.tax_rate, places=None),
+            # Stored as a percentage (10 for 10%), not a share.
+            "discount": percent(subscription.discount_percent / 100, places=None),
             "included_stream_hours": exact(plan.included_stream_hours),
             "included_interactions": exact(plan.included_interactions),
             "included_gpu_hours": exact(plan.included_gpu_hours),

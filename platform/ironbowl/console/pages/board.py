@@ -16,23 +16,21 @@ from typing import Any, ClassVar
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from avatars.models import Avatar
-from ironbowl.console import board
+from ironbowl.console import board, station_rights
 from ironbowl.console.base import OrganizationPage
 from ironbowl.console.forms import Form, new_token, submit_once, validate
-from scheduling import duty, selectors
+from ironbowl.console.names import avatar_name
+from scheduling import duty
 from scheduling.api.shifts import ShiftActionSerializer
 from scheduling.models import Shift, ShiftState
 from tenants.audit import Actor
 from tenants.errors import DomainError
-from tenants.roles import Permission, Role
+from tenants.roles import Permission
 
 S = ShiftState
 
@@ -92,13 +90,6 @@ ACTIONS_BY_STATE: dict[str, tuple[str, ...]] = {
 STATE_BADGES: dict[str, str] = {S.ON_DUTY: "ok", S.WARMING: "", S.TAKEN_OVER: "warn"}
 
 
-def employee_name(avatar: Avatar) -> str:
-    """The avatar's name in the reader's language (Chinese names first in Chinese)."""
-    if (translation.get_language() or "").startswith("zh"):
-        return avatar.name_zh or avatar.name_en
-    return avatar.name_en or avatar.name_zh
-
-
 @dataclasses.dataclass(frozen=True)
 class RowAction:
     key: str
@@ -118,27 +109,6 @@ class BoardRow:
     actions: list[RowAction]
 
 
-class OperatorRights:
-    """Which shifts this member may act on: every one (owners, administrators), those at the
-    stations granted to them (operators), or none (analysts)."""
-
-    def __init__(self, page: OrganizationPage) -> None:
-        self.everything = page.may(Permission.STATIONS_OPERATE)
-        self.operator = page.membership.role == Role.OPERATOR
-        self._granted: set[Any] | None = None
-        self._page = page
-
-    def may_operate(self, shift: Shift) -> bool:
-        if self.everything:
-            return True
-        if not self.operator:
-            return False
-        if self._granted is None:
-            stations = selectors.stations_operated_by(self._page.organization, self._page.user)
-            self._granted = set(stations.values_list("pk", flat=True))
-        return shift.station_id in self._granted
-
-
 class Board(OrganizationPage):
     template_name = "console/board/index.html"
     section = "board"
@@ -146,15 +116,16 @@ class Board(OrganizationPage):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        rights = OperatorRights(self)
+        found = board.rows(self.organization)
+        operated = station_rights.operable_among(self, [row.shift.station_id for row in found])
         rows = []
-        for row in board.rows(self.organization):
+        for row in found:
             shift = row.shift
-            allowed = ACTIONS_BY_STATE.get(shift.state, ()) if rights.may_operate(shift) else ()
+            allowed = ACTIONS_BY_STATE.get(shift.state, ()) if shift.station_id in operated else ()
             rows.append(
                 BoardRow(
                     shift=shift,
-                    name=employee_name(shift.employment.avatar),
+                    name=avatar_name(shift.employment.avatar),
                     badge=STATE_BADGES.get(shift.state, ""),
                     stats=row.stats,
                     actions=[self._row_action(shift, ACTIONS[key]) for key in allowed],
@@ -171,7 +142,7 @@ class Board(OrganizationPage):
         confirm = ""
         if action.danger:
             confirm = gettext("Stop %(name)s's shift at %(station)s now?") % {
-                "name": employee_name(shift.employment.avatar),
+                "name": avatar_name(shift.employment.avatar),
                 "station": shift.station.name,
             }
         return RowAction(
@@ -228,15 +199,9 @@ class ShiftAction(OrganizationPage):
         return shift
 
     def _refuse(self, shift: Shift) -> HttpResponse | None:
-        if OperatorRights(self).may_operate(shift):
+        if shift.station_id in station_rights.operable_among(self, [shift.station_id]):
             return None
-        if self.membership.role != Role.OPERATOR:
-            return self.denied(Permission.STATIONS_OPERATE)
-        message = gettext(
-            "You do not operate this shift's station. Ask an administrator to grant it to you."
-        )
-        context = {**self.base_context(), "message": message}
-        return TemplateResponse(self.request, "console/denied.html", context, status=403).render()
+        return station_rights.not_an_operator(self, message=station_rights.NOT_AN_OPERATOR_OF_SHIFT)
 
     def _act(self, shift: Shift) -> HttpResponse:
         form = Form.of(self.request.POST)
@@ -267,7 +232,7 @@ class ShiftAction(OrganizationPage):
         context = {
             **(context if context is not None else self.get_context_data()),
             "shift": shift,
-            "name": employee_name(shift.employment.avatar),
+            "name": avatar_name(shift.employment.avatar),
             "action": self.action,
             "form": form,
         }

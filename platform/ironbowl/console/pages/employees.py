@@ -14,9 +14,8 @@ import zoneinfo
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 from django.utils import timezone
@@ -24,7 +23,6 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from avatars import catalog
 from avatars import employments as services
 from avatars import reviews as review_services
 from avatars.api.employments import TransitionSerializer, UpgradeSerializer
@@ -39,7 +37,10 @@ from avatars.models import (
 from ironbowl.analytics import kpis
 from ironbowl.console import charts
 from ironbowl.console.base import OrganizationPage
+from ironbowl.console.files import portrait_response
+from ironbowl.console.formats import money, percent
 from ironbowl.console.forms import Form, submit_once, validate
+from ironbowl.console.paging import page_of
 from scheduling import roster
 from scheduling.models import Schedule
 from tenants.errors import DomainError
@@ -112,7 +113,7 @@ class List(OrganizationPage):
             )
         context["form"] = form
         context["statuses"] = EmploymentStatus.choices
-        context["page"] = Paginator(employments, PAGE_SIZE).get_page(self.request.GET.get("page"))
+        context["page"] = page_of(employments, self.request.GET, PAGE_SIZE)
         return context
 
 
@@ -236,13 +237,9 @@ class Portrait(EmploymentPage):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         employment = self.load(kwargs["pk"])
-        found = catalog.portrait_file(employment.avatar_version)
-        if found is None:
-            raise Http404(_("This employee's avatar version has no portrait."))
-        # A portrait is a small PNG (a build writes one per version): sent whole.
-        response = HttpResponse(found.read_bytes(), content_type="image/png")
-        response["Cache-Control"] = "private"  # the organization's, not a shared cache's
-        return response
+        return portrait_response(
+            employment.avatar_version, _("This employee's avatar version has no portrait.")
+        )
 
 
 # --- Actions --------------------------------------------------------------------------------------
@@ -319,6 +316,7 @@ class Transition(EmploymentPage):
                 organization=self.organization,
                 request=request,
             )
+            status = 400
             if data is not None:
                 try:
                     services.transition_employment(
@@ -326,10 +324,11 @@ class Transition(EmploymentPage):
                     )
                 except DomainError as error:
                     form.fail(error)
+                    status = error.status_code  # 409 for a move the lifecycle does not allow
                 else:
                     messages.success(request, str(_DONE[self.action]))
                     return redirect(self.detail_url())
-            return self.show(form, status=400)
+            return self.show(form, status=status)
 
         return submit_once(request, act)
 
@@ -371,11 +370,13 @@ class MoveVersion(EmploymentPage):
                 employment=employment,
                 request=request,
             )
+            status = 400
             if data is not None:
                 try:
                     moved = services.move_to_version(self.actor, employment, data.get("version"))
                 except DomainError as error:
                     form.fail(error)
+                    status = error.status_code
                 else:
                     messages.success(
                         request,
@@ -383,7 +384,7 @@ class MoveVersion(EmploymentPage):
                         % {"number": moved.avatar_version.number},
                     )
                     return redirect(self.detail_url())
-            return self.show(form, status=400)
+            return self.show(form, status=status)
 
         return submit_once(request, act)
 
@@ -404,7 +405,8 @@ SNAPSHOT_LABELS: dict[str, Promise] = {
 
 
 def snapshot_rows(found: dict[str, Any]) -> list[tuple[Promise, str]]:
-    """The snapshot's figures as (label, text): the share in percent, money with its currency."""
+    """The snapshot's figures as (label, text): the share and ROI in percent, money with its
+    currency."""
     rows: list[tuple[Promise, str]] = []
     if not found:
         return rows
@@ -413,9 +415,11 @@ def snapshot_rows(found: dict[str, Any]) -> list[tuple[Promise, str]]:
         if value is None:
             text = "—"
         elif name == "answered_share":
-            text = f"{float(value) * 100:.0f}%"
+            text = percent(value)
+        elif name == "roi":
+            text = percent(value, 2)  # as the analytics section shows ROI
         elif name in ("cost", "value"):
-            text = f"{value} {found.get('currency', '')}".strip()
+            text = money(value, found.get("currency", ""))
         else:
             text = str(value)
         rows.append((label, text))
@@ -470,15 +474,17 @@ class Review(EmploymentPage):
                 organization=self.organization,
                 request=request,
             )
+            status = 400
             if data is not None:
                 try:
                     review_services.complete_review(self.actor, review, **data)
                 except DomainError as error:
                     form.fail(error)
+                    status = error.status_code
                 else:
                     messages.success(request, _("The review is saved."))
                     return redirect(self.detail_url())
-            return self.show(form, status=400)
+            return self.show(form, status=status)
 
         return submit_once(request, act)
 

@@ -7,24 +7,23 @@ every form is validated by the API's serializers and acted on by the services th
 
 from __future__ import annotations
 
-import re
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from avatars import catalog, employments, knowledge, market
+from avatars import employments, knowledge, market
 from avatars import positions as position_services
 from avatars.api.employments import (
     EmploymentUpdateSerializer,
@@ -47,7 +46,10 @@ from avatars.models import (
 )
 from avatars.positions import missing_requirements
 from ironbowl.console.base import OrganizationPage
+from ironbowl.console.files import portrait_response
 from ironbowl.console.forms import Form, submit_once, validate
+from ironbowl.console.inputs import as_list, items_of
+from ironbowl.console.paging import page_of
 from tenants.errors import DomainError
 from tenants.roles import Permission
 
@@ -67,11 +69,6 @@ SORTS: dict[str, tuple[tuple[str, ...], Any]] = {
 # --- Small helpers ------------------------------------------------------------------------------
 
 
-def tags_of(text: object) -> list[str]:
-    """Language tags typed in one box, separated by commas or spaces."""
-    return [tag for tag in re.split(r"[,\s，、]+", str(text or "")) if tag]
-
-
 def lines_of(text: object) -> list[str]:
     """Non-empty lines of a textarea (the ways a question is asked)."""
     return [line.strip() for line in str(text or "").splitlines() if line.strip()]
@@ -81,12 +78,6 @@ def filled(post: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     """The named fields the person filled in: a blank one is left out, so a required field
     answers "This field is required." and an optional one keeps its default."""
     return {name: post[name] for name in names if str(post.get(name, "")).strip()}
-
-
-def as_list(value: object) -> list[str]:
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value]
-    return [str(value)] if value not in (None, "") else []
 
 
 def skill_options(chosen: object) -> list[tuple[str, str, bool]]:
@@ -99,22 +90,22 @@ def skill_labels(skills: Iterable[str]) -> list[str]:
     return [str(labels.get(skill, skill)) for skill in skills]
 
 
-def errors_under(form: Form, name: str) -> list[str]:
-    """A list field's errors, its items' included (DRF names them `name.0`, `name.1`…)."""
-    return [
-        message
-        for field, messages_ in form.errors.items()
-        if field == name or field.startswith(f"{name}.")
-        for message in messages_
-    ]
-
-
-def employee_url(organization_slug: str, pk: Any) -> str:
-    """The employees section's page of a hire (its list until the detail page exists)."""
-    try:
-        return reverse("console:employee", args=[organization_slug, pk])
-    except NoReverseMatch:
-        return reverse("console:employees", args=[organization_slug])
+def position_label(position: Position, notes: list[str]) -> str:
+    """A position as a choice: its title and department, then what to know before choosing it,
+    with each language's own brackets and separators."""
+    label = position.title
+    if position.department:
+        label = _("%(title)s · %(department)s") % {
+            "title": position.title,
+            "department": position.department,
+        }
+    if not notes:
+        return label
+    joined = functools.reduce(
+        lambda first, second: _("%(first)s; %(second)s") % {"first": first, "second": second},
+        notes,
+    )
+    return _("%(position)s (%(notes)s)") % {"position": label, "notes": joined}
 
 
 def fill_from_errors(form: Form, errors: Mapping[str, Iterable[str]]) -> None:
@@ -181,7 +172,7 @@ class Browse(MarketPage):
         if not filters.is_valid():
             fill_from_errors(form, filters.errors)
         rows = filters.qs.order_by(*SORTS[sort][0]) if form.ok else Avatar.objects.none()
-        page = Paginator(rows, PAGE_SIZE).get_page(query.get("page"))
+        page = page_of(rows, query, PAGE_SIZE)
         context.update(
             form=form,
             page=page,
@@ -257,7 +248,7 @@ class Preview(MarketPage):
     def hire_url(self, employment: Employment) -> str:
         if employment.status in (EmploymentStatus.OFFERED, EmploymentStatus.ONBOARDING):
             return self.url("console:hire-onboarding", employment.pk)
-        return employee_url(self.organization.slug, employment.pk)
+        return self.url("console:employee", employment.pk)
 
 
 class Portrait(MarketPage):
@@ -267,13 +258,7 @@ class Portrait(MarketPage):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         avatar = self.visible_avatar(kwargs["pk"])
-        portrait = catalog.portrait_file(avatar.current_version)
-        if portrait is None:
-            raise Http404(_("This avatar has no portrait yet."))
-        # A portrait is one small PNG (a frame of the footage); read whole, not streamed.
-        response = HttpResponse(portrait.read_bytes(), content_type="image/png")
-        response["Cache-Control"] = "private"  # for this organization's members, not a shared cache
-        return response
+        return portrait_response(avatar.current_version, _("This avatar has no portrait yet."))
 
 
 # --- Positions ----------------------------------------------------------------------------------
@@ -300,7 +285,7 @@ class Positions(MarketPage):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         rows = self.owned(Position).order_by("-created_at", "-id")
-        page = Paginator(rows, POSITIONS_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        page = page_of(rows, self.request.GET, POSITIONS_PAGE_SIZE)
         positions = list(page.object_list)
         counts = filled_by_position(self.owned(Employment), [p.pk for p in positions])
         context.update(
@@ -335,7 +320,7 @@ class NewPosition(MarketPage):
         context.update(
             form=form,
             skills=skill_options(form.value("required_skills")),
-            skill_errors=errors_under(form, "required_skills"),
+            skill_errors=form.errors.get("required_skills", []),
         )
         return self.show(context, status=status)
 
@@ -346,7 +331,7 @@ class NewPosition(MarketPage):
         post = self.request.POST
         form = Form.of(post)
         payload = filled(post, POSITION_TEXT_FIELDS)
-        languages = tags_of(post.get("required_languages"))
+        languages = items_of(post.get("required_languages"))
         if languages:
             payload["required_languages"] = languages
         skills = [s for s in post.getlist("required_skills") if s]
@@ -451,9 +436,6 @@ class Hire(MarketPage):
             lacks_languages, lacks_skills = missing_requirements(
                 position, avatar.languages, avatar.skills
             )
-            label = position.title
-            if position.department:
-                label = f"{label} · {position.department}"
             notes = []
             if counts.get(position.pk, 0) >= position.headcount:
                 notes.append(_("headcount filled"))
@@ -462,9 +444,7 @@ class Hire(MarketPage):
                     _("lacks %(missing)s")
                     % {"missing": ", ".join([*lacks_languages, *skill_labels(lacks_skills)])}
                 )
-            if notes:
-                label = f"{label} ({'; '.join(notes)})"
-            choices.append((str(position.pk), label))
+            choices.append((str(position.pk), position_label(position, notes)))
         context.update(
             avatar=avatar,
             portrait_url=self.portrait_url(avatar),
@@ -617,7 +597,7 @@ class Onboarding(MarketPage):
         employments.transition_employment(self.actor, employment, data["to"], data["reason"])
         if data["to"] == EmploymentStatus.ACTIVE:
             messages.success(self.request, _("Onboarding is complete: the employee is active."))
-            return redirect(employee_url(self.organization.slug, employment.pk))
+            return redirect(self.url("console:employee", employment.pk))
         return self.done(employment, _("Status changed."))
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
@@ -644,7 +624,7 @@ class Onboarding(MarketPage):
             allowed_next=employments.allowed_next(employment.status),
             may_read_knowledge=self.may(Permission.KNOWLEDGE_VIEW),
             may_write_knowledge=self.may(Permission.KNOWLEDGE_MANAGE),
-            employee_url=employee_url(self.organization.slug, employment.pk),
+            employee_url=self.url("console:employee", employment.pk),
             forms={
                 "persona": Form(
                     values={

@@ -27,16 +27,14 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
 from avatars.models import Employment, EmploymentStatus
+from ironbowl.console import station_rights
 from ironbowl.console.base import OrganizationPage
 from ironbowl.console.forms import Form, submit_once, validate
-from ironbowl.console.pages.stations import (
-    NOT_AN_OPERATOR_OF_STATION,
-    not_an_operator_of_station,
-    page_of,
-    search_stations,
-)
+from ironbowl.console.inputs import items_of
+from ironbowl.console.pages.stations import PAGE_SIZE, search_stations
+from ironbowl.console.paging import page_of
 from ironbowl.console.queries import roster as calendar
-from scheduling import recurrence, schedules, selectors
+from scheduling import recurrence, schedules
 from scheduling.api.schedules import ScheduleSerializer
 from scheduling.models import HolidayCalendar, Schedule, Station, StationKind
 from tenants.errors import DomainError
@@ -61,9 +59,8 @@ class RosterPage(OrganizationPage):
         return self.may(Permission.STATIONS_MANAGE) or self.membership.role == Role.OPERATOR
 
     def may_schedule_at(self, station: Station) -> bool:
-        if self.may(Permission.STATIONS_MANAGE):
-            return True
-        return self.membership.role == Role.OPERATOR and selectors.may_operate(self.user, station)
+        """Whether the member changes the schedules of this station: the stations they operate."""
+        return station_rights.may_operate(self, station)
 
 
 # --- The calendar --------------------------------------------------------------------------------
@@ -82,14 +79,14 @@ class Index(RosterPage):
         if period is None:
             context["period_refused"] = True
             period = calendar.week_of(today, zone)
-        stations = page_of(search_stations(self.owned(Station), params), params)
+        stations = page_of(search_stations(self.owned(Station), params), params, PAGE_SIZE)
         found = calendar.roster_of(self.organization, list(stations), period)
         # One URL reversed, not one per block: a month shows thousands of blocks.
         placeholder = uuid.UUID(int=0)
         schedule_url = self.url("console:schedule-edit", placeholder)
-        every, granted = self.may(Permission.STATIONS_MANAGE), self.granted()
+        operated = station_rights.operable_among(self, [row.station.pk for row in found.rows])
         for row in found.rows:
-            row.editable = every or row.station.pk in granted
+            row.editable = row.station.pk in operated
         context.update(
             roster=found,
             stations=stations,
@@ -117,22 +114,13 @@ class Index(RosterPage):
             if period.kind == calendar.WEEK
             else calendar.month_of(today.year, today.month, zone)
         )
-        filters_only = {k: v for k, v in kept.items() if k != "page"}
         return {
             "previous": to(period.neighbour(-1)),
             "next": to(period.neighbour(1)),
             "now": to(now),
             "week": to(week),
             "month": to(this_month),
-            "pages": urlencode({**period.query(), **filters_only}),
         }
-
-    def granted(self) -> set[Any]:
-        """The stations an operator was granted (others change all of them, or none)."""
-        if self.membership.role != Role.OPERATOR:
-            return set()
-        operated = selectors.stations_operated_by(self.organization, self.user)
-        return set(operated.values_list("id", flat=True))
 
 
 # --- The schedule form ---------------------------------------------------------------------------
@@ -241,7 +229,7 @@ def _payload(post: QueryDict, form: Form, editing: bool) -> dict[str, Any]:
         "duration_minutes": None,
         "valid_from": post.get("valid_from", ""),
         "valid_until": post.get("valid_until", "").strip() or None,
-        "exdates": [day for day in re.split(r"[\s,;]+", post.get("exdates", "")) if day],
+        "exdates": items_of(post.get("exdates")),
         "holiday_calendar": post.get("holiday_calendar", "") or None,
     }
     if not always_on:
@@ -253,12 +241,11 @@ def _payload(post: QueryDict, form: Form, editing: bool) -> dict[str, Any]:
 
 
 def _to_form_fields(form: Form) -> None:
-    """Errors the API gives under its names go next to the form's fields ("exdates.3" is the
-    exception dates' box, "duration_minutes" the end time)."""
+    """Errors the API gives under its names go next to the form's fields ("duration_minutes" is
+    the end time)."""
     moved: dict[str, list[str]] = {}
     for name, errors in form.errors.items():
-        target = FORM_FIELD.get(name, name.split(".", 1)[0])
-        moved.setdefault(target, []).extend(errors)
+        moved.setdefault(FORM_FIELD.get(name, name), []).extend(errors)
     form.errors = moved
 
 
@@ -293,15 +280,14 @@ class ScheduleForm(RosterPage):
         return [(str(pk), calendar.employment_label(*names)) for pk, *names in rows]
 
     def station_choices(self) -> list[tuple[str, str]]:
-        if self.may(Permission.STATIONS_MANAGE):
-            rows = self.owned(Station)
-        else:
-            rows = selectors.stations_operated_by(self.organization, self.user)
-            if self.schedule is not None:
-                rows = rows | self.owned(Station).filter(pk=self.schedule.station_id)
-        off = _("switched off")
+        rows = station_rights.operable_stations(self)
+        if self.schedule is not None:
+            rows = rows | self.owned(Station).filter(pk=self.schedule.station_id)
         return [
-            (str(s.pk), s.name if s.is_active else f"{s.name} ({off})")
+            (
+                str(s.pk),
+                s.name if s.is_active else _("%(station)s (switched off)") % {"station": s.name},
+            )
             for s in rows.order_by("name", "id")
         ]
 
@@ -321,7 +307,7 @@ class ScheduleForm(RosterPage):
             request=request,
         )
         if checked is not None and not self.may_schedule_at(checked["station"]):
-            form.add("station", str(NOT_AN_OPERATOR_OF_STATION))
+            form.add("station", str(station_rights.NOT_AN_OPERATOR_OF_STATION))
         if checked is None or not form.ok:
             _to_form_fields(form)
             return self.show(form, status=400)
@@ -373,7 +359,7 @@ class ScheduleEdit(ScheduleForm):
         if not self.may_schedule():
             return self.denied(Permission.STATIONS_MANAGE)
         if not self.may_schedule_at(schedule.station):
-            return not_an_operator_of_station(self)
+            return station_rights.not_an_operator(self, Permission.STATIONS_MANAGE)
         return None
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

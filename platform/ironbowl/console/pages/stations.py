@@ -11,24 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
+from ironbowl.console import station_rights
 from ironbowl.console.base import OrganizationPage
 from ironbowl.console.forms import Form, submit_once, validate
-from scheduling import selectors, services
+from ironbowl.console.paging import page_of
+from scheduling import services
 from scheduling.api.serializers import StationSerializer
 from scheduling.models import Station, StationKind
 from scheduling.services import StreamingPlatform
 from tenants.errors import DomainError
-from tenants.roles import Permission, Role
+from tenants.roles import Permission
 
 PAGE_SIZE = 50
 TEXT_FIELDS = ("name", "kind", "description", "platform", "push_url", "max_on_air")
@@ -49,28 +48,7 @@ def search_stations(stations: QuerySet[Station], params: QueryDict) -> QuerySet[
     return stations.order_by("name", "id")
 
 
-def page_of(rows: QuerySet[Any], params: QueryDict, size: int = PAGE_SIZE) -> Page[Any]:
-    """One page of rows (?page=N; a page past the end shows the last)."""
-    return Paginator(rows, size).get_page(params.get("page"))
-
-
-def query_without_page(params: QueryDict) -> str:
-    """The query string of the page's filters, for links to other pages of the same list."""
-    kept = [(name, value) for name, values in params.lists() if name != "page" for value in values]
-    return urlencode(kept)
-
-
 # --- Pages ---------------------------------------------------------------------------------------
-
-NOT_AN_OPERATOR_OF_STATION = gettext_lazy(
-    "You do not operate this station. Ask an administrator to grant it to you."
-)
-
-
-def not_an_operator_of_station(page: OrganizationPage) -> HttpResponse:
-    """The 403 page for an operator at a station not granted to them (the API's words)."""
-    context = {**page.base_context(), "message": NOT_AN_OPERATOR_OF_STATION}
-    return TemplateResponse(page.request, "console/denied.html", context, status=403)
 
 
 class StationPage(OrganizationPage):
@@ -78,9 +56,7 @@ class StationPage(OrganizationPage):
 
     def may_edit(self, station: Station) -> bool:
         """Owners and administrators change every station, an operator the ones granted."""
-        if self.may(Permission.STATIONS_OPERATE):
-            return True
-        return self.membership.role == Role.OPERATOR and selectors.may_operate(self.user, station)
+        return station_rights.may_operate(self, station)
 
 
 class Index(StationPage):
@@ -90,14 +66,13 @@ class Index(StationPage):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         params = self.request.GET
-        stations = page_of(search_stations(self.owned(Station), params), params)
+        stations = page_of(search_stations(self.owned(Station), params), params, PAGE_SIZE)
         platforms = dict(StreamingPlatform.choices)
         context.update(
             stations=stations,
             rows=[(s, platforms.get(s.platform, s.platform)) for s in stations],
             filters={"q": params.get("q", ""), "kind": params.get("kind", "")},
             kinds=StationKind.choices,
-            query=query_without_page(params),
         )
         return context
 
@@ -211,19 +186,8 @@ class Edit(StationForm):
         station = self.get_owned(Station, kwargs["station"])
         self.station = station
         if not self.may_edit(station):
-            return self.not_yours()
+            return station_rights.not_an_operator(self)
         return submit_once(request, lambda: self.save(request))
-
-    def not_yours(self) -> HttpResponse:
-        if self.membership.role != Role.OPERATOR:
-            return self.denied(Permission.STATIONS_OPERATE)
-        context = {
-            **self.base_context(),
-            "message": _(
-                "You do not operate this station. Ask an administrator to grant it to you."
-            ),
-        }
-        return TemplateResponse(self.request, "console/denied.html", context, status=403)
 
 
 class Delete(StationForm):

@@ -17,10 +17,11 @@ import zoneinfo
 from collections import defaultdict
 from collections.abc import Sequence
 
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from avatars.models import Employment, EmploymentStatus
+from ironbowl.console.names import display_name
 from scheduling import materialise, recurrence, roster
 from scheduling.models import Holiday, Schedule, ShiftState, Station
 from tenants.models import Organization
@@ -118,8 +119,7 @@ def period_from(
 
 def employment_label(name_zh: str, name_en: str, title: str) -> str:
     """A hire as people name it: the avatar's name in the page's language, and the position."""
-    chinese = (translation.get_language() or "").startswith("zh")
-    return f"{(name_zh if chinese else name_en) or name_en or name_zh} · {title}"
+    return f"{display_name(name_zh, name_en)} · {title}"
 
 
 LABEL_FIELDS = ("id", "avatar__name_zh", "avatar__name_en", "position__title")

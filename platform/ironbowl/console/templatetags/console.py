@@ -1,4 +1,5 @@
-"""Template tags of the console: form fields with their errors."""
+"""Template tags of the console: form fields with their errors, money, percentages and names
+written the console's one way (`ironbowl.console.formats`, `ironbowl.console.names`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,34 @@ from typing import Any
 
 from django import template
 
+from ironbowl.console import formats, names
 from ironbowl.console.forms import Form
 
 register = template.Library()
+
+
+@register.filter
+def money(amount: formats.Number | None, currency: str) -> str:
+    """`{{ amount|money:currency }}`: CNY 1,234.50."""
+    return formats.money(amount, currency)
+
+
+@register.filter
+def price(amount: formats.Number | None, currency: str) -> str:
+    """`{{ amount|price:currency }}`: a unit price with every digit it has, CNY 0.0125."""
+    return formats.price(amount, currency)
+
+
+@register.filter
+def percent(share: formats.Number | None, places: int | None = 1) -> str:
+    """`{{ share|percent }}`: 0.857 as 85.7%; `{{ share|percent:0 }}`: 86%."""
+    return formats.percent(share, places)
+
+
+@register.filter
+def avatar_name(avatar: names.Named) -> str:
+    """`{{ avatar|avatar_name }}`: the name in the page's language."""
+    return names.avatar_name(avatar)
 
 
 @register.inclusion_tag("console/partials/field.html")

@@ -10,6 +10,8 @@
 
   var socketPath = board.dataset.socketPath;
   var rowsUrl = board.dataset.rowsUrl;
+  // "{ms} ms" in the reader's language, as the server writes the rows.
+  var latencyFormat = board.dataset.latencyFormat || "{ms}";
   var FIRST_PAUSE_MS = 1000;
   var LONGEST_PAUSE_MS = 30000;
   // Closed for good: not signed in any more, not a member, or no right to see the board.
@@ -63,7 +65,7 @@
   var FORMATS = {
     fps: function (v) { return Number(v).toFixed(1); },
     viewers: function (v) { return String(Math.round(v)); },
-    latency_ms: function (v) { return Math.round(v) + " ms"; }
+    latency_ms: function (v) { return latencyFormat.replace("{ms}", String(Math.round(v))); }
   };
 
   function applyStats(update) {
