@@ -7,13 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/platform:$(CURDIR)
 
-.PHONY: run test setup system-packages migrate lint typecheck check pytest bench messages helm clean-data
+.PHONY: run test setup system-packages browser migrate lint typecheck check pytest bench messages helm clean-data
 
 run: setup messages migrate ## Set up, migrate, load the demo and start web + worker + beat
 	$(PY) manage.py seed_demo
 	$(PY) manage.py serve
 
-test: setup messages helm lint typecheck check pytest ## Lint, type-check, Django checks, tests
+test: setup browser messages helm lint typecheck check pytest ## Lint, type-check, Django checks, tests
 
 setup: $(STAMP) system-packages
 
@@ -26,6 +26,18 @@ system-packages:
 	    apt-get update -qq && apt-get install -y -qq gettext espeak-ng ffmpeg; \
 	  else \
 	    echo "Missing:$$missing. Install the Debian packages: gettext espeak-ng ffmpeg" >&2; exit 1; \
+	  fi; \
+	fi
+
+# The browser tests (tests/e2e) drive Debian's Chromium with Playwright (whose own browser
+# download cannot be used here), and their Chinese screenshots need a CJK font. Only `make test`
+# needs them, not `make run`.
+browser:
+	@if ! command -v chromium >/dev/null || [ ! -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk; \
+	  else \
+	    echo "Missing: chromium or a CJK font (the browser tests need them). Install the Debian packages: chromium fonts-noto-cjk" >&2; exit 1; \
 	  fi; \
 	fi
 

@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_analytics,
         bench_api,
         bench_billing,
+        bench_console,
         bench_duty,
         bench_inference,
         bench_market,
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         ("scheduling", lambda: bench_scheduling.run(**timed)),
         ("analytics", lambda: bench_analytics.run(**timed)),
         ("billing", bench_billing.run),
+        ("console", lambda: bench_console.run(**timed)),
         ("duty", bench_duty.run),  # last: it leaves its 10,000 shifts behind
     ]
     unknown = set(options.only or ()) - {name for name, _run in entries}

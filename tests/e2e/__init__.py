@@ -1,0 +1,1 @@
+"""Browser tests: the console in Chromium, driven by Playwright (see conftest.py)."""
