@@ -133,5 +133,14 @@
     }
   }, true);
 
+  // Hints can be lost: channel layers drop them over capacity, and in the embedded default (no
+  // Redis) the moves the Celery worker makes (the duty tick) never reach the web process's
+  // in-memory layer. A quiet re-fetch every half minute while the page is seen keeps the board
+  // true all the same.
+  var SAFETY_REFRESH_MS = 30000;
+  window.setInterval(function () {
+    if (document.visibilityState === "visible" && socket !== null) refresh();
+  }, SAFETY_REFRESH_MS);
+
   connect();
 })();
