@@ -1,13 +1,17 @@
-"""Shared fixtures: two organizations, members in every role, API clients."""
+"""Shared fixtures: two organizations, members in every role, API clients, channel layers."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
-from django.db import connection
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection, connections
 from rest_framework.test import APIClient
 
+from ironbowl.channel_layers import redis_channel_layer
 from tenants.models import Organization
 from tenants.roles import Role
 from tests import factories
@@ -89,3 +93,29 @@ def api_b(client_for, owner_b) -> APIClient:
 @pytest.fixture
 def vendor():
     return connection.vendor
+
+
+def layer_settings(kind: str) -> dict[str, Any]:
+    """Channel layer settings for the websocket tests: in memory, or channels-redis on REDIS_URL
+    (required in CI)."""
+    if kind == "in-memory":
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but REDIS_URL is empty")
+        pytest.skip("REDIS_URL is not set")
+    return {"default": redis_channel_layer(redis_url, prefix="ironbowl-test")}
+
+
+@pytest.fixture(params=["in-memory", "redis"])
+async def channel_layer(request, settings):
+    """Each websocket test on the in-memory layer and on channels-redis."""
+    settings.CHANNEL_LAYERS = layer_settings(request.param)  # channels resets its layers on this
+    layer = get_channel_layer()
+    yield layer
+    if hasattr(layer, "close_pools"):
+        await layer.close_pools()
+    # The consumer and the API calls ran in asgiref's worker thread: close its connections, or
+    # PostgreSQL refuses to drop the test database at the end of the session.
+    await sync_to_async(connections.close_all)()

@@ -8,21 +8,17 @@ protocol's HTTP endpoint (the worker itself is simulated: the test posts its hea
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from inference import tokens as worker_tokens
 from inference.contracts import HEARTBEAT_PATH
-from ironbowl.channel_layers import redis_channel_layer
 from ironbowl.console import board
 from ironbowl.console.consumers import FORBIDDEN
 from ironbowl.realtime import NOT_FOUND
@@ -33,29 +29,6 @@ from tests.console.test_board import on_a_worker, on_air
 from tests.platform.test_realtime import ORIGIN, Socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the consumer reads from other threads
-
-
-def layer_settings(kind: str) -> dict[str, Any]:
-    if kind == "in-memory":
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but REDIS_URL is empty")
-        pytest.skip("REDIS_URL is not set")
-    return {"default": redis_channel_layer(redis_url, prefix="ironbowl-test-board")}
-
-
-@pytest.fixture(params=["in-memory", "redis"])
-async def channel_layer(request, settings):
-    settings.CHANNEL_LAYERS = layer_settings(request.param)  # channels resets its layers on this
-    layer = get_channel_layer()
-    yield layer
-    if hasattr(layer, "close_pools"):
-        await layer.close_pools()
-    # The consumer ran in asgiref's worker thread: close its connections, or PostgreSQL refuses
-    # to drop the test database at the end of the session.
-    await sync_to_async(connections.close_all)()
 
 
 async def open_board(slug: str, membership=None, origin=ORIGIN):

@@ -9,47 +9,20 @@ asgiref's communicator: importing channels.testing needs daphne, which Ironbowl 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connections
 from django.test import Client
 
 from ironbowl.asgi import application
-from ironbowl.channel_layers import redis_channel_layer
 from ironbowl.realtime import NOT_FOUND
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the consumer reads from other threads
 
 ORIGIN = (b"origin", b"http://testserver")
-
-
-def layer_settings(kind: str) -> dict[str, Any]:
-    if kind == "in-memory":
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but REDIS_URL is empty")
-        pytest.skip("REDIS_URL is not set")
-    return {"default": redis_channel_layer(redis_url, prefix="ironbowl-test")}
-
-
-@pytest.fixture(params=["in-memory", "redis"])
-async def channel_layer(request, settings):
-    settings.CHANNEL_LAYERS = layer_settings(request.param)  # channels resets its layers on this
-    layer = get_channel_layer()
-    yield layer
-    if hasattr(layer, "close_pools"):
-        await layer.close_pools()
-    # The consumer and the API calls ran in asgiref's worker thread: close its connections, or
-    # PostgreSQL refuses to drop the test database at the end of the session.
-    await sync_to_async(connections.close_all)()
 
 
 class Socket(ApplicationCommunicator):
