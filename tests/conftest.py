@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,10 +10,10 @@ from channels.layers import get_channel_layer
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
-from ironbowl.channel_layers import redis_channel_layer
 from tenants.models import Organization
 from tenants.roles import Role
 from tests import factories
+from tests.support import layer_settings
 
 
 def _require_services_in_ci() -> None:
@@ -93,19 +92,6 @@ def api_b(client_for, owner_b) -> APIClient:
 @pytest.fixture
 def vendor():
     return connection.vendor
-
-
-def layer_settings(kind: str) -> dict[str, Any]:
-    """Channel layer settings for the websocket tests: in memory, or channels-redis on REDIS_URL
-    (required in CI)."""
-    if kind == "in-memory":
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but REDIS_URL is empty")
-        pytest.skip("REDIS_URL is not set")
-    return {"default": redis_channel_layer(redis_url, prefix="ironbowl-test")}
 
 
 @pytest.fixture(params=["in-memory", "redis"])

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Any
 
 import pytest
 from django.apps import apps
+
+from ironbowl.channel_layers import redis_channel_layer
 
 # The project's own apps: every table a request could write to lives in one of them.
 PROJECT_APPS = ("tenants", "scheduling", "avatars", "inference")
@@ -32,3 +35,16 @@ def require_tool(command: str, package: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI must install it")
     pytest.skip(reason)
+
+
+def layer_settings(kind: str) -> dict[str, Any]:
+    """Channel layer settings for the websocket tests: in memory, or channels-redis on REDIS_URL
+    (required in CI)."""
+    if kind == "in-memory":
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but REDIS_URL is empty")
+        pytest.skip("REDIS_URL is not set")
+    return {"default": redis_channel_layer(redis_url, prefix="ironbowl-test")}

@@ -33,8 +33,8 @@ from tests.avatars.factories import (
 from tests.factories import StationFactory
 from tests.inference.fakes import FakeBackend
 from tests.inference.support import place_on_new_worker
-from tests.platform.test_realtime import Socket, layer_settings
-from tests.support import database_rows
+from tests.platform.test_realtime import Socket
+from tests.support import database_rows, layer_settings
 
 ENGLISH_ANSWER = "The hall is open Monday to Friday, 9:00-17:00."
 
