@@ -37,6 +37,16 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request in Chinese leaves Chinese active in the thread (Django's locale middleware
+    does not switch back); the next test starts in the default language again."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def org_a(db) -> Organization:
     return factories.OrganizationFactory(slug="alpha-hospital", name="Alpha Hospital")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.test import override_settings
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.test import APIClient
 
 from avatars.models import Employment
@@ -408,6 +408,9 @@ def test_an_inactive_schedule_leaves_the_station_open_to_any_employee(org_a, con
 
 def test_a_visitor_reads_the_sentence_in_the_browsers_language(org_a, converse_pool):
     station = _widget(org_a)
-    response = _visit(station.widget_key, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    # LocaleMiddleware activates the visitor's language in this thread and leaves it there;
+    # the override puts the default back, so that later tests do not read Chinese.
+    with translation.override(settings.LANGUAGE_CODE):
+        response = _visit(station.widget_key, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
     assert response.status_code == 409
     assert response.json()["detail"] == "目前没有人值班。请在服务时间内再来。"
