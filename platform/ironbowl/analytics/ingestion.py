@@ -7,7 +7,9 @@ event is counted as a duplicate and stored once.
 
 PostgreSQL: the rows are COPied (binary) into a per-connection staging table, then moved into
 the partitioned table with `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`, whose rows,
-counted by hour, say how many were new and which hours to mark. SQLite: the batch's existing
+counted by hour, say how many were new and which hours to mark; after a plan change moved the
+organization to another retention class, rows already stored in another class are left out
+too. SQLite: the batch's existing
 keys are read, the rest bulk-inserted (SQLite writes one transaction at a time, so nothing can
 slip in between).
 """
@@ -79,9 +81,26 @@ _STAGE = (
 # many were new, without sending every row's time back.
 _MOVE = (
     f"WITH moved AS (INSERT INTO {Event._meta.db_table} ({', '.join(COLUMNS)}) "  # noqa: S608
-    f"SELECT {', '.join(COLUMNS)} FROM {STAGING} ON CONFLICT DO NOTHING RETURNING occurred_at) "
+    f"SELECT {', '.join(COLUMNS)} FROM {STAGING} staged %s"
+    "ON CONFLICT DO NOTHING RETURNING occurred_at) "
     "SELECT date_trunc('hour', occurred_at), count(*) FROM moved GROUP BY 1"
 )
+# The unique index holds the partition key (the retention class), so ON CONFLICT finds a retry
+# only in the organization's current class. After a plan change the first send may lie in
+# another class: this probe (partitions of other classes, the batch's time span only) says so,
+# and then each row is also looked up there.
+_IN_OTHER_CLASSES = (
+    f"SELECT EXISTS (SELECT 1 FROM {Event._meta.db_table} "  # noqa: S608
+    "WHERE organization_id = %s AND retention_days <> %s AND occurred_at BETWEEN %s AND %s)"
+)
+_NOT_STORED = (
+    f"WHERE NOT EXISTS (SELECT 1 FROM {Event._meta.db_table} stored "  # noqa: S608
+    "WHERE stored.organization_id = staged.organization_id "
+    "AND stored.client_event_id = staged.client_event_id "
+    "AND stored.occurred_at = staged.occurred_at) "
+)
+_MOVE_NEW = _MOVE % ""
+_MOVE_NEW_IN_ANY_CLASS = _MOVE % _NOT_STORED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,11 +253,18 @@ def _copy(rows: list[tuple[Any, ...]]) -> dict[dt.datetime, int]:
             copy.set_types(COLUMN_TYPES)
             for row in rows:
                 copy.write_row((*row[:-2], Jsonb(row[-2]), row[-1]))
-        cursor.execute(_MOVE)
+        cursor.execute(_MOVE_NEW_IN_ANY_CLASS if _in_other_classes(cursor, rows) else _MOVE_NEW)
         stored = {hour: count for hour, count in cursor.fetchall()}
         # Emptied now too: inside an outer transaction the commit that would empty it is later.
         cursor.execute(f"DELETE FROM {STAGING}")  # noqa: S608 - a constant name
     return stored
+
+
+def _in_other_classes(cursor: Any, rows: list[tuple[Any, ...]]) -> bool:
+    """Whether the organization has events of another retention class in the batch's span."""
+    times = [row[4] for row in rows]
+    cursor.execute(_IN_OTHER_CLASSES, [rows[0][0], rows[0][-1], min(times), max(times)])
+    return bool(cursor.fetchone()[0])
 
 
 def _bulk_insert(organization: Organization, rows: list[tuple[Any, ...]]) -> dict[dt.datetime, int]:

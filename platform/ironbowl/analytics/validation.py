@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -43,6 +44,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     EventType.SESSION_END: frozenset({"session", "value", "viewer", "properties"}),
     EventType.CUSTOM: frozenset({"name", "value", "viewer", "session", "properties"}),
 }
+PERMITTED = {kind: COMMON | fields for kind, fields in ALLOWED.items()}
 REQUIRED: dict[str, tuple[str, ...]] = {
     EventType.VIEW: ("value",),
     EventType.SESSION_START: ("session",),
@@ -87,14 +89,14 @@ def clean(index: int, raw: Any, now: dt.datetime, retention_days: int) -> CleanE
     if not isinstance(raw, dict):
         raise Invalid("not_an_object", _("Each event must be a JSON object."))
     kind = raw.get("type")
-    if kind not in ALLOWED:
+    if not isinstance(kind, str) or kind not in ALLOWED:  # a list or an object is no type
         raise Invalid(
             "unknown_type",
             _("Unknown event type. Use one of: %(types)s.") % {"types": ", ".join(ALLOWED)},
             "type",
         )
-    unexpected = sorted(set(raw) - COMMON - ALLOWED[kind])
-    if unexpected:
+    if not raw.keys() <= PERMITTED[kind]:
+        unexpected = sorted(set(raw) - PERMITTED[kind])
         raise Invalid(
             "unexpected_field",
             _("A %(type)s event does not take the field “%(field)s”.")
@@ -161,9 +163,10 @@ def _occurred_at(value: Any, now: dt.datetime, retention_days: int) -> dt.dateti
             _("“occurred_at” needs a UTC offset (e.g. +08:00 or Z)."),
             "occurred_at",
         )
-    if instant > now + FUTURE_TOLERANCE:
+    earliest, latest = _window(now, retention_days)
+    if instant > latest:
         raise Invalid("in_future", _("“occurred_at” is in the future."), "occurred_at")
-    if instant < now - dt.timedelta(days=retention_days):
+    if instant < earliest:
         raise Invalid(
             "too_old",
             _("This event is older than your plan keeps events (%(days)s days).")
@@ -173,12 +176,22 @@ def _occurred_at(value: Any, now: dt.datetime, retention_days: int) -> dt.dateti
     return instant.astimezone(dt.UTC)
 
 
+@functools.lru_cache(maxsize=8)
+def _window(now: dt.datetime, retention_days: int) -> tuple[dt.datetime, dt.datetime]:
+    """The instants an event may have happened between (the same for a whole batch)."""
+    return now - dt.timedelta(days=retention_days), now + FUTURE_TOLERANCE
+
+
+# A batch names the same few stations and employments thousands of times: parse each id once.
+_parse_id = functools.lru_cache(maxsize=4096)(uuid.UUID)
+
+
 def _id(raw: dict[str, Any], field: str) -> uuid.UUID | None:
     value = raw.get(field)
     if value is None:
         return None
     try:
-        return uuid.UUID(str(value))
+        return _parse_id(str(value))
     except ValueError:
         raise Invalid(
             "invalid_id", _("“%(field)s” is not an id.") % {"field": field}, field
