@@ -22,6 +22,9 @@ from tests.races import in_thread, require_row_locks
 
 H = dt.datetime(2025, 6, 3, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai, the organizations' zone
 MIDNIGHT = dt.datetime(2025, 6, 2, 16, tzinfo=dt.UTC)
+# The runs' clock: the same day, so the events are well within their retention (an hour older
+# than that keeps what it counted from events, and would not count the late ones).
+NOW = H + dt.timedelta(hours=6)
 WAIT_S = 120
 
 
@@ -71,12 +74,12 @@ def test_events_written_while_a_run_holds_their_day_are_counted_by_the_next(
     monkeypatch.setattr(rollups, "read_hours", read_then_wait)
     # A takes org_a's day first: its marks are the oldest.
     RollupMark.objects.for_organization(org_b).update(marked_at=timezone.now() + dt.timedelta(1))
-    a, a_out = in_thread("A", lambda: rollups.run(limit=1))
+    a, a_out = in_thread("A", lambda: rollups.run(limit=1, now=NOW))
     a.start()
     assert a_read.wait(timeout=WAIT_S), "run A never read its hour"
 
     events(org_a, _visits_at(H + dt.timedelta(minutes=30), 30))
-    b, b_out = in_thread("B", rollups.run)
+    b, b_out = in_thread("B", lambda: rollups.run(now=NOW))
     b.start()
     try:
         b_report = _finish(b, b_out)
@@ -90,7 +93,7 @@ def test_events_written_while_a_run_holds_their_day_are_counted_by_the_next(
     assert _visits(org_a) == {("hour", H): 50, ("day", MIDNIGHT): 50}  # what A saw
     assert RollupMark.objects.for_organization(org_a).count() == 1  # the 30 visits' mark
 
-    assert rollups.run().groups == 1
+    assert rollups.run(now=NOW).groups == 1
     assert _visits(org_a) == {("hour", H): 80, ("day", MIDNIGHT): 80}
     assert _raw_visits(org_a, H, H + dt.timedelta(hours=1)) == 80
     assert not RollupMark.objects.for_organization(org_a).exists()
@@ -119,7 +122,7 @@ def test_two_runs_racing_with_ingestion_end_equal_to_the_raw_events(org_a, event
     def roll_up_while_writing() -> int:
         runs = 0
         while writing.is_set() or runs < 2:
-            rollups.run()
+            rollups.run(now=NOW)
             runs += 1
         return runs
 
@@ -133,7 +136,7 @@ def test_two_runs_racing_with_ingestion_end_equal_to_the_raw_events(org_a, event
     for thread, out in threads:
         _finish(thread, out)
 
-    rollups.run()
+    rollups.run(now=NOW)
     visits = _visits(org_a)
     for hour in hours:
         assert visits[("hour", hour)] == _raw_visits(org_a, hour, hour + dt.timedelta(hours=1))

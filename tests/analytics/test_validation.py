@@ -49,6 +49,9 @@ def test_ids_are_parsed_the_same_however_often_they_repeat():
     [
         ("2026-11-26T12:11:00+00:00", "in_future"),  # beyond the 10 minutes clocks may run ahead
         ("2026-08-27T11:59:00+00:00", "too_old"),  # 91 days back on a 90-day plan
+        # 90 days back, 12:00, plus the hour kept for the rollups: 13:00 is the first hour
+        # wholly kept when a rollup runs; a moment before it is refused.
+        ("2026-08-28T12:59:59+00:00", "too_old"),
     ],
 )
 def test_times_outside_the_window_are_refused(occurred_at, code):
@@ -58,5 +61,7 @@ def test_times_outside_the_window_are_refused(occurred_at, code):
 
 
 def test_times_at_the_window_edges_are_kept():
-    for occurred_at in ("2026-11-26T12:10:00+00:00", "2026-08-28T12:00:00+00:00"):
+    """The future edge is ten minutes ahead; the past edge is the first whole hour that starts
+    an hour inside the 90 days (a rollup then counts a late event before its hour expires)."""
+    for occurred_at in ("2026-11-26T12:10:00+00:00", "2026-08-28T13:00:00+00:00"):
         assert clean(0, _visit(occurred_at=occurred_at), NOW, 90).occurred_at.tzinfo is dt.UTC

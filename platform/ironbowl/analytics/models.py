@@ -97,6 +97,10 @@ class Rollup(TenantOwned):
     custom_events = models.PositiveBigIntegerField(default=0)
     broadcast_seconds = models.FloatField(default=0.0)
     gpu_seconds = models.FloatField(default=0.0)
+    # An hour's row: the shortest retention of the raw events it counted (null: it counted none).
+    # Once the hour is older than that, some of them may be gone, and a recomputation keeps the
+    # columns counted from events as they are (`rollups.read_hours`).
+    event_retention_days = models.PositiveSmallIntegerField(null=True, blank=True)
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -106,6 +110,25 @@ class Rollup(TenantOwned):
             models.Index(fields=["organization", "grain", "bucket"]),
             models.Index(fields=["organization", "grain", "employment_id", "bucket"]),
         ]
+
+
+class RollupZone(TenantOwned):
+    """The time zone an organization's day rollups are cut in. When the organization's own zone
+    is another (it was changed; or blank: not known, rows from before zones were recorded), the
+    rollup run rebuilds every day row from the hour rows in the organization's zone before it
+    writes any more days (`rollups.move_days`)."""
+
+    id = models.BigAutoField(primary_key=True)
+    time_zone = models.CharField(max_length=64, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="one_rollup_zone_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.time_zone
 
 
 class RollupMark(TenantOwned):

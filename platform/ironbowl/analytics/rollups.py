@@ -19,27 +19,53 @@ recomputed whole from the raw rows whenever an hour is marked stale.
    harmless whatever its length. Marks are idempotent: an hour marked twice is recomputed to the
    same rows. (Marking "shifts updated in the last N minutes" needs no watermark, but it forgets
    changes made during an outage longer than N, and recomputes each change N times.)
-2. **Stale hours are grouped** by organization and local day (`Organization.time_zone`), the
+2. **Days are moved to a new time zone** (`move_days`). Day rows are keyed by local midnight,
+   so after `Organization.time_zone` changes, the old zone's days would overlap the new zone's.
+   `RollupZone` records the zone an organization's day rows are cut in; each run finds the
+   organizations whose zone is now another (`zone_changes`, one query) and, per organization in
+   one transaction, deletes its day rows and rebuilds every one from the hour rows in the new
+   zone. Hour rows are UTC, kept for good, and carry their viewer sketches, so a day is rebuilt
+   whole, one whose raw events have expired too: readers see the old days or the new, never
+   both, and nothing is lost. Until the run after the change, the old days show under the new
+   zone's dates they fall in — a few hours off, never counted twice.
+3. **Stale hours are grouped** by organization and local day (`Organization.time_zone`), the
    group with the oldest mark first, at most `limit` groups.
-3. **Each group, in one transaction**: on PostgreSQL `pg_try_advisory_xact_lock` on a hash of
-   organization and day, so that two runs never interleave on a day — a run never waits for
-   another: it skips a day another run holds, and that day's marks stay for the next run. Then it
-   reads the day's marks, recomputes each marked hour from raw events, shifts and usage records,
-   replaces the hour's rows, recomputes the day's rows from its hourly rows (23, 24 or 25 of
-   them), and deletes exactly the marks it read. Marks appended meanwhile (late events, a shift
-   still on duty) stay for the next run. The marks are read before the raw rows: an event
-   committed after the marks were read is either counted now or by the next run — its own mark
-   is still there.
+4. **Each group, in one transaction**: on PostgreSQL `pg_try_advisory_xact_lock` on a hash of
+   organization and day, so that two runs never interleave on a day, and the same function's
+   shared form on the organization, which `move_days` takes exclusively — a run never waits for
+   another: it skips a day another run (or a move) holds, and that day's marks stay for the next
+   run. A day whose organization's zone is not the one its day rows are in (a move to come) is
+   skipped too. Then it reads the day's marks, recomputes each marked hour from raw events,
+   shifts and usage records, replaces the hour's rows, recomputes the day's rows from its hourly
+   rows (23, 24 or 25 of them), and deletes exactly the marks it read. Marks appended meanwhile
+   (late events, a shift still on duty) stay for the next run. The marks are read before the raw
+   rows: an event committed after the marks were read is either counted now or by the next run —
+   its own mark is still there.
+
+**Raw events expire; rollups are kept.** An hour row records the shortest retention of the
+events it counted (`Rollup.event_retention_days`, per event: a plan change moves only new events
+to the new period). Once the hour starts before that retention's cut-off (`retention.cutoff`),
+some of those events may be gone, and recounting them would wipe what they counted. Such an hour
+keeps its columns counted from events (visits, viewers and their sketch, views, interactions,
+comments, hand-offs, sessions, custom events) as stored, and recomputes only what comes from rows
+still there: broadcast seconds from shifts, GPU-seconds from usage records (a shift corrected or
+a GPU record reversed long after). An event ingested late into such an hour is not counted in
+it: ingestion takes one only in the hour that straddles the plan's cut-off, or after a move to a
+plan that keeps events longer than the one its neighbours were counted under.
 
 An hour belongs to the local day its first instant falls in; in a time zone whose offset is not a
 whole number of hours (Asia/Kolkata) the day's first and last hours straddle midnight.
 
-Statements per group, at most: the lock (PostgreSQL only), the marks, event counts, distinct
-viewers, shifts, usage, deleting the hours' rows, inserting them, the day's hourly rows, deleting
-the day's rows, inserting them, deleting the marks — 12 — plus one more per `INSERT_BATCH`
-rows inserted (on SQLite per 52 rows: Django's 999 parameters ÷ 19 columns) and per
-`DELETE_BATCH` marks. The run adds four: the shift scan, its marks, the stale hours, their
-organizations. None of these grows with the number of events.
+Statements per group, at most: the locks (one, PostgreSQL only), the day rows' zone, the marks,
+the hours' stored rows (their event columns, kept where events may be gone), event counts,
+distinct viewers, shifts, usage, deleting the hours' rows, inserting them, the day's hourly rows,
+deleting the day's rows, inserting them, deleting the marks — 14 — plus two the first time an
+organization is rolled up (its zone recorded), one more per `INSERT_BATCH` rows inserted (on
+SQLite per 49 rows: Django's 999 parameters ÷ 20 columns) and per `DELETE_BATCH` marks. The run
+adds five: the shift scan, its marks, the zone changes, the stale hours, their organizations.
+None of these grows with the number of events. A move costs the organization's lock, reading the
+organization, deleting its days, the span of its hours, one read per `MOVE_DAYS` days and its
+inserts, and recording the zone.
 """
 
 from __future__ import annotations
@@ -47,6 +73,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import time
 import uuid
 from collections import defaultdict
@@ -57,10 +84,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from ironbowl.analytics import retention
 from ironbowl.analytics.hll import Sketch
 from ironbowl.analytics.marks import hour_of, hours_between
 from ironbowl.analytics.metrics import ROLLUP_DELAY, ROLLUP_ERRORS, ROLLUP_SECONDS
@@ -70,6 +98,7 @@ from ironbowl.analytics.models import (
     Rollup,
     RollupGrain,
     RollupMark,
+    RollupZone,
     UsageRecord,
     UsageType,
 )
@@ -86,6 +115,8 @@ MAX_HOURS_PER_DAY = 25
 WATERMARK_KEY = "analytics:rollup:shifts_scanned_at"
 SLACK = dt.timedelta(minutes=5)
 CATCH_UP = dt.timedelta(hours=24)
+MOVES_PER_RUN = 20  # organizations whose days are moved to a new time zone, per run
+MOVE_DAYS = 31  # local days of hour rows read at a time while moving
 
 # Summed from hours into days; peak_viewers is a maximum, unique_viewers an estimate.
 SUMMED = (
@@ -99,6 +130,18 @@ SUMMED = (
     "custom_events",
     "broadcast_seconds",
     "gpu_seconds",
+)
+# Counted from raw events (with the viewer sketch): what an hour keeps once its events may be gone.
+EVENT_COUNTED = (
+    "visits",
+    "view_samples",
+    "view_sum",
+    "peak_viewers",
+    "interactions",
+    "comments",
+    "handoffs",
+    "sessions",
+    "custom_events",
 )
 _COUNTED_TYPES = {
     "visits": EventType.VISIT,
@@ -114,11 +157,13 @@ Key = tuple[uuid.UUID | None, uuid.UUID | None]  # employment, station
 
 @dataclasses.dataclass
 class RunReport:
-    """What one run did: organization-days and hours recomputed, days skipped because another
-    run held them, days that failed (their marks stay), hours marked for shifts, wall time."""
+    """What one run did: organization-days and hours recomputed, organizations whose days moved
+    to a new time zone, days and moves skipped because another run held them (or a move is to
+    come), days and moves that failed (their marks stay), hours marked for shifts, wall time."""
 
     groups: int = 0
     hours: int = 0
+    zones_moved: int = 0
     skipped: int = 0
     failed: int = 0
     shift_marks: int = 0
@@ -153,6 +198,7 @@ class _Tally:
     broadcast_seconds: float = 0.0
     gpu_seconds: float = 0.0
     sketch: Sketch | None = None
+    retention_days: int | None = None  # an hour's: the shortest of its events' (None: no events)
 
     def add(self, other: _Tally) -> None:
         for name in SUMMED:
@@ -181,25 +227,39 @@ class _Tally:
             unique_viewers=sketch.count(),
             viewer_sketch=sketch.to_bytes(),
             peak_viewers=self.peak_viewers,
+            event_retention_days=self.retention_days,
             computed_at=now,
             **{name: getattr(self, name) for name in SUMMED},
         )
 
 
+Tallies = defaultdict[tuple[dt.datetime, Key], _Tally]  # per hour, employment and station
+
+
 def run(limit: int = DEFAULT_LIMIT, now: dt.datetime | None = None) -> RunReport:
-    """Marks shift hours, then recomputes up to `limit` stale organization-days, oldest first.
-    A day that fails is logged and counted, and its marks stay; the others go on."""
+    """Marks shift hours, moves the days of organizations whose time zone changed, then
+    recomputes up to `limit` stale organization-days, oldest first. A day or a move that fails is
+    logged and counted, and is tried again next run; the others go on."""
     started = time.monotonic()
     now = now or timezone.now()
     report = RunReport(shift_marks=mark_shift_hours(now))
+    for organization in zone_changes():
+        try:
+            moved = move_days(organization, now)
+        except Exception:
+            _failed(report, "analytics.rollup_move_failed", organization=str(organization.pk))
+            continue
+        if moved:
+            report.zones_moved += 1
+        else:
+            report.skipped += 1
     for group in stale_groups(limit):
         began = time.monotonic()
         try:
             done = roll_up(group, now)
         except Exception:
-            ROLLUP_ERRORS.inc()
-            report.failed += 1
-            log.exception(
+            _failed(
+                report,
                 "analytics.rollup_failed",
                 organization=str(group.organization.pk),
                 day=group.day.isoformat(),
@@ -217,9 +277,16 @@ def run(limit: int = DEFAULT_LIMIT, now: dt.datetime | None = None) -> RunReport
         report.groups += 1
         report.hours += len(done)
     report.seconds = round(time.monotonic() - started, 3)
-    if report.groups or report.failed or report.skipped:
+    if report.groups or report.zones_moved or report.failed or report.skipped:
         log.info("analytics.rollup_ran", **report.as_dict())
     return report
+
+
+def _failed(report: RunReport, event: str, **where: str) -> None:
+    """Counts and logs the exception being handled."""
+    ROLLUP_ERRORS.inc()
+    report.failed += 1
+    log.exception(event, **where)
 
 
 # --- Shifts --------------------------------------------------------------------------------------
@@ -310,10 +377,11 @@ def day_bounds(day: dt.date, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
 
 def roll_up(group: Group, now: dt.datetime) -> dict[dt.datetime, dt.datetime] | None:
     """Recomputes a group's marked hours and its day, in one transaction. Returns each hour
-    recomputed with its oldest mark's time; None when another run holds the day."""
+    recomputed with its oldest mark's time; None when another run holds the day, or a move holds
+    the organization, or its day rows are in another zone than the group's (a move to come)."""
     organization = group.organization
     with transaction.atomic():
-        if not _try_lock(group):
+        if not _try_lock(group) or _day_zone(organization) != organization.time_zone:
             return None
         marks = list(
             RollupMark.objects.for_organization(organization)
@@ -350,25 +418,104 @@ def roll_up(group: Group, now: dt.datetime) -> dict[dt.datetime, dt.datetime] | 
 
 
 def _try_lock(group: Group) -> bool:
+    """The day, and the organization shared (no move of its days under way)."""
+    return _try_locks(
+        "SELECT pg_try_advisory_xact_lock_shared(%s) AND pg_try_advisory_xact_lock(%s)",
+        _organization_lock(group.organization),
+        f"analytics.rollup:{group.organization.pk}:{group.day.isoformat()}",
+    )
+
+
+def _try_lock_organization(organization: Organization) -> bool:
+    """The organization alone: no roll-up of any of its days under way, none to start."""
+    return _try_locks("SELECT pg_try_advisory_xact_lock(%s)", _organization_lock(organization))
+
+
+def _organization_lock(organization: Organization) -> str:
+    return f"analytics.rollup-days:{organization.pk}"
+
+
+def _try_locks(sql: str, *names: str) -> bool:
+    """Transaction-scoped advisory locks on hashes of `names`, taken only if free now."""
     if connection.vendor != "postgresql":
         return True  # SQLite: IMMEDIATE transactions let one writer in at a time
-    name = f"analytics.rollup:{group.organization.pk}:{group.day.isoformat()}"
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    keys = [
+        int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+        for name in names
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)]
-        )
+        cursor.execute(sql, keys)
         row = cursor.fetchone()
     return bool(row and row[0])
+
+
+def _day_zone(organization: Organization) -> str:
+    """The zone the organization's day rows are cut in: recorded on its first roll-up (it has no
+    day rows then) as its zone, and by each move."""
+    recorded = RollupZone.objects.for_organization(organization).values_list("time_zone", flat=True)
+    zone = recorded.first()
+    if zone is None:
+        RollupZone.objects.for_organization(organization).bulk_create(
+            [RollupZone(organization=organization, time_zone=organization.time_zone)],
+            ignore_conflicts=True,  # another run's roll-up of another day recorded it first
+        )
+        zone = recorded.get()
+    return zone
 
 
 def read_hours(
     organization: Organization, hours: Sequence[dt.datetime], now: dt.datetime
 ) -> dict[tuple[dt.datetime, Key], _Tally]:
-    """Counts for each (hour, employment, station) of these hours, from the raw rows: events,
-    their distinct viewers, shifts on duty (until `now` if still on), GPU-seconds recorded."""
+    """Counts for each (hour, employment, station) of these hours, from the raw rows: events and
+    their distinct viewers, shifts on duty (until `now` if still on), GPU-seconds recorded. An
+    hour some of whose counted events may be gone by now keeps its event columns as stored (see
+    the module's docstring) and is not counted from events again."""
+    tallies, expired = _kept_event_counts(organization, hours, now)
+    live = [hour for hour in hours if hour not in expired]
+    if live:
+        _count_events(organization, _spans(live), tallies)
     spans = _spans(hours)
-    tallies: dict[tuple[dt.datetime, Key], _Tally] = defaultdict(_Tally)
+    for key, seconds in _broadcast(organization, hours, spans, now):
+        tallies[key].broadcast_seconds += seconds
+    _count_gpu(organization, spans, tallies)
+    return dict(tallies)
+
+
+def _kept_event_counts(
+    organization: Organization, hours: Sequence[dt.datetime], now: dt.datetime
+) -> tuple[Tallies, set[dt.datetime]]:
+    """The hours that start before the retention cut-off of some event their rows counted, and
+    those rows' event columns as stored."""
+    stored = list(
+        Rollup.objects.for_organization(organization)
+        .filter(grain=RollupGrain.HOUR, bucket__in=hours, event_retention_days__isnull=False)
+        .order_by("bucket", "id")
+        .values_list(
+            "bucket",
+            "employment_id",
+            "station_id",
+            "event_retention_days",
+            "viewer_sketch",
+            *EVENT_COUNTED,
+        )
+    )
+    expired = {row[0] for row in stored if row[0] < retention.cutoff(row[3], now)}
+    tallies: Tallies = defaultdict(_Tally)
+    for bucket, employment_id, station_id, days, sketch, *counts in stored:
+        if bucket in expired:
+            tally = tallies[(bucket, (employment_id, station_id))]
+            tally.retention_days = days
+            tally.sketch = Sketch.from_bytes(sketch) if sketch else None
+            for name, value in zip(EVENT_COUNTED, counts, strict=True):
+                setattr(tally, name, value)
+    return tallies, expired
+
+
+def _count_events(
+    organization: Organization, spans: Sequence[tuple[dt.datetime, dt.datetime]], tallies: Tallies
+) -> None:
+    """Events per hour, employment and station, their distinct viewers and the shortest
+    retention among them."""
     events = Event.objects.for_organization(organization).filter(_within("occurred_at", spans))
     hour = TruncHour("occurred_at", tzinfo=dt.UTC)
     counted: dict[str, Any] = {
@@ -381,6 +528,7 @@ def read_hours(
             view_samples=Count("id", filter=Q(type=EventType.VIEW, value__isnull=False)),
             view_sum=Sum("value", filter=Q(type=EventType.VIEW)),
             peak=Max("value", filter=Q(type=EventType.VIEW)),
+            retention=Min("retention_days"),
             **counted,
         )
         .order_by()
@@ -392,6 +540,7 @@ def read_hours(
         tally.view_samples = row["view_samples"]
         tally.view_sum = row["view_sum"] or 0.0
         tally.peak_viewers = max(0, round(row["peak"] or 0))
+        tally.retention_days = row["retention"]
 
     viewers: dict[tuple[dt.datetime, Key], list[int]] = defaultdict(list)
     distinct = (
@@ -407,9 +556,12 @@ def read_hours(
     for key, hashes in viewers.items():
         tallies[key].sketch = Sketch.of(hashes)
 
-    for key, seconds in _broadcast(organization, hours, spans, now):
-        tallies[key].broadcast_seconds += seconds
 
+def _count_gpu(
+    organization: Organization, spans: Sequence[tuple[dt.datetime, dt.datetime]], tallies: Tallies
+) -> None:
+    """GPU-seconds recorded per hour, employment and station (corrections included)."""
+    hour = TruncHour("occurred_at", tzinfo=dt.UTC)
     gpu = (
         UsageRecord.objects.for_organization(organization)
         .filter(_within("occurred_at", spans), usage_type=UsageType.GPU_SECONDS)
@@ -421,7 +573,6 @@ def read_hours(
     for usage in gpu:
         key = (usage["hour"], (usage["employment_id"], usage["station_id"]))
         tallies[key].gpu_seconds = float(usage["seconds"] or 0)
-    return dict(tallies)
 
 
 def _broadcast(
@@ -450,21 +601,102 @@ def _broadcast(
 
 
 def _read_day(group: Group) -> list[tuple[Key, _Tally]]:
-    """The day's counts per employment and station, from its hourly rows: sums, the highest
-    peak, and the hours' viewer sketches merged."""
-    hourly = (
-        Rollup.objects.for_organization(group.organization)
-        .filter(grain=RollupGrain.HOUR, bucket__gte=group.start, bucket__lt=group.end)
+    """The day's counts per employment and station, from its hourly rows."""
+    return _summed(_hourly(group.organization, group.start, group.end))
+
+
+def _hourly(organization: Organization, start: dt.datetime, end: dt.datetime) -> list[Any]:
+    """Hour rows of [start, end), in a fixed order (float sums come out the same each time):
+    bucket, employment, station, peak, sketch, then the SUMMED columns."""
+    return list(
+        Rollup.objects.for_organization(organization)
+        .filter(grain=RollupGrain.HOUR, bucket__gte=start, bucket__lt=end)
         .order_by("bucket", "id")
-        .values_list("employment_id", "station_id", "peak_viewers", "viewer_sketch", *SUMMED)
+        .values_list(
+            "bucket", "employment_id", "station_id", "peak_viewers", "viewer_sketch", *SUMMED
+        )
     )
+
+
+def _summed(hourly: Iterable[Any]) -> list[tuple[Key, _Tally]]:
+    """Hour rows (of `_hourly`) added up per employment and station: sums, the highest peak,
+    and the hours' viewer sketches merged."""
     days: dict[Key, _Tally] = {}
-    for employment_id, station_id, peak, sketch, *sums in hourly:
+    for _bucket, employment_id, station_id, peak, sketch, *sums in hourly:
         hour = _Tally(peak_viewers=peak, sketch=Sketch.from_bytes(sketch) if sketch else None)
         for name, value in zip(SUMMED, sums, strict=True):
             setattr(hour, name, value)
         days.setdefault((employment_id, station_id), _Tally()).add(hour)
     return list(days.items())
+
+
+# --- Time zone changes ---------------------------------------------------------------------------
+
+
+def zone_changes(limit: int = MOVES_PER_RUN) -> list[Organization]:
+    """Organizations whose day rows are cut in a zone that is not theirs (any more); at most
+    `limit`."""
+    moves = (
+        RollupZone.objects.unscoped_dangerously()  # every organization's: a platform job
+        .exclude(time_zone=F("organization__time_zone"))
+        .select_related("organization")
+        .order_by("recorded_at", "id")[:limit]
+    )
+    return [move.organization for move in moves]
+
+
+def move_days(organization: Organization, now: dt.datetime) -> bool:
+    """Rebuilds every day row of the organization from its hour rows, cut in its time zone as
+    committed now, and records that zone, in one transaction. False when a roll-up of the
+    organization holds it (the next run moves it). Safe to repeat."""
+    with transaction.atomic():
+        if not _try_lock_organization(organization):
+            return False
+        organization = Organization.objects.get(pk=organization.pk)
+        zone = zone_of(organization)
+        rollups = Rollup.objects.for_organization(organization)
+        dropped, _by_model = rollups.filter(grain=RollupGrain.DAY).delete()
+        span = rollups.filter(grain=RollupGrain.HOUR).aggregate(
+            first=Min("bucket"), last=Max("bucket")
+        )
+        made = 0
+        if span["first"] is not None:
+            day, last = span["first"].astimezone(zone).date(), span["last"].astimezone(zone).date()
+            while day <= last:
+                until = min(day + dt.timedelta(days=MOVE_DAYS), last + dt.timedelta(days=1))
+                days = _days_from_hours(organization, zone, day, until, now)
+                rollups.bulk_create(days, batch_size=INSERT_BATCH)
+                made += len(days)
+                day = until
+        RollupZone.objects.for_organization(organization).update_or_create(
+            organization=organization,
+            defaults={"time_zone": organization.time_zone, "recorded_at": now},
+        )
+    log.info(
+        "analytics.rollup_days_moved",
+        organization=str(organization.pk),
+        time_zone=organization.time_zone,
+        dropped=dropped,
+        made=made,
+    )
+    return True
+
+
+def _days_from_hours(
+    organization: Organization, zone: ZoneInfo, first: dt.date, until: dt.date, now: dt.datetime
+) -> list[Rollup]:
+    """Day rows of the local days [first, until), from their hour rows, as `roll_up` makes
+    them."""
+    start, end = day_bounds(first, zone)[0], day_bounds(until, zone)[0]
+    hourly = _hourly(organization, start, end)
+    made = []
+    for day, hours in itertools.groupby(hourly, key=lambda row: row[0].astimezone(zone).date()):
+        group = Group(organization, day, *day_bounds(day, zone))
+        made += [
+            tally.rollup(group, RollupGrain.DAY, group.start, key, now)
+            for key, tally in _summed(hours)
+        ]
+    return made
 
 
 def _spans(hours: Sequence[dt.datetime]) -> list[tuple[dt.datetime, dt.datetime]]:

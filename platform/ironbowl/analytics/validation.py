@@ -56,6 +56,8 @@ MAX_SESSION_SECONDS = 7 * 86400
 MAX_PROPERTIES_BYTES = 2048
 MAX_PROPERTIES_KEYS = 20
 FUTURE_TOLERANCE = dt.timedelta(minutes=10)  # clients' clocks run a little ahead
+# Rollups run every minute; an hour this long before the retention edge is rolled up in time.
+ROLLUP_MARGIN = dt.timedelta(hours=1)
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -178,8 +180,17 @@ def _occurred_at(value: Any, now: dt.datetime, retention_days: int) -> dt.dateti
 
 @functools.lru_cache(maxsize=8)
 def _window(now: dt.datetime, retention_days: int) -> tuple[dt.datetime, dt.datetime]:
-    """The instants an event may have happened between (the same for a whole batch)."""
-    return now - dt.timedelta(days=retention_days), now + FUTURE_TOLERANCE
+    """The instants an event may have happened between (the same for a whole batch).
+
+    The earliest is the first whole UTC hour that starts at least ROLLUP_MARGIN inside the
+    plan's retention: an hour counted by a rollup run after its first events expired keeps its
+    counts as they were (`rollups`), so a late event must arrive while its whole hour is kept.
+    """
+    cut = now - dt.timedelta(days=retention_days) + ROLLUP_MARGIN
+    earliest = cut.replace(minute=0, second=0, microsecond=0)
+    if earliest < cut:
+        earliest += dt.timedelta(hours=1)
+    return earliest, now + FUTURE_TOLERANCE
 
 
 # A batch names the same few stations and employments thousands of times: parse each id once.
