@@ -104,13 +104,27 @@ app.conf.beat_schedule = {
         "task": "billing.sync_stripe",
         "schedule": crontab(minute="*"),
     },
-    # Daily: organizations whose grace after a failed payment ran out have their non-essential
-    # digital employees suspended (billing.dunning).
+    # Hourly (idempotent): organizations whose grace after a failed payment ran out have their
+    # non-essential digital employees suspended within the hour, and hires activated while
+    # suspended are suspended too (billing.dunning).
     "billing.enforce_dunning": {
         "task": "billing.enforce_dunning",
-        "schedule": crontab(minute="50", hour="1"),
+        "schedule": crontab(minute="50"),
     },
 }
+
+
+@signals.celeryd_init.connect
+def _serve_metrics(**_: object) -> None:
+    # In a pod of its own (the chart sets WORKER_METRICS_PORT) the worker's main process serves
+    # what its pool processes counted (rollups, usage records). Under `serve` the port is unset:
+    # their files go to the folder the web's /metrics reads.
+    port = os.environ.get("WORKER_METRICS_PORT")
+    if port:
+        from ironbowl import metrics_server
+
+        metrics_server.empty_multiprocess_dir(keep_pid=os.getpid())
+        metrics_server.serve(int(port))
 
 
 @signals.worker_process_shutdown.connect

@@ -69,8 +69,10 @@ class Config(BaseSettings):
     # The public widget endpoint: per widget key, and per visitor's address.
     THROTTLE_WIDGET_KEY_RATE: str = "600/minute"
     THROTTLE_WIDGET_IP_RATE: str = "20/minute"
-    # Analytics intake (POST …/events/): batches per API key, and each batch's limits.
+    # Analytics intake (POST …/events/): batches per API key, and of the whole organization
+    # (a bucket apart from THROTTLE_ORGANIZATION_RATE's), and each batch's limits.
     THROTTLE_EVENTS_RATE: str = "600/minute"
+    THROTTLE_EVENTS_ORGANIZATION_RATE: str = "30000/minute"
     ANALYTICS_MAX_BATCH_EVENTS: int = Field(default=10_000, gt=0)
     ANALYTICS_MAX_BODY_BYTES: int = Field(default=8_388_608, gt=0)  # as sent (gzip or not)
     ANALYTICS_MAX_INFLATED_BYTES: int = Field(default=33_554_432, gt=0)  # once un-gzipped
@@ -155,6 +157,7 @@ class Config(BaseSettings):
         "THROTTLE_WIDGET_KEY_RATE",
         "THROTTLE_WIDGET_IP_RATE",
         "THROTTLE_EVENTS_RATE",
+        "THROTTLE_EVENTS_ORGANIZATION_RATE",
     )
     @classmethod
     def _rate(cls, value: str) -> str:

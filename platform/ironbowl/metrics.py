@@ -2,7 +2,7 @@
 
 With `PROMETHEUS_MULTIPROC_DIR` set (production: gunicorn workers; `make run`), every process
 writes its samples to that folder and /metrics aggregates them; without it, the process's own
-registry is exposed.
+registry is exposed. The Celery worker's pods serve their own /metrics (`ironbowl.metrics_server`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
-    multiprocess,
 )
 
 from inference.metrics import InferenceStateCollector
 from ironbowl.analytics.metrics import AnalyticsStateCollector
+from ironbowl.metrics_server import multiprocess_registry
 
 HTTP_REQUESTS = Counter(
     "ironbowl_http_requests_total",
@@ -38,8 +38,7 @@ HTTP_LATENCY = Histogram(
 
 def registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        aggregated = CollectorRegistry()
-        multiprocess.MultiProcessCollector(aggregated)  # type: ignore[no-untyped-call]
+        aggregated = multiprocess_registry()
         aggregated.register(_STATE)
         aggregated.register(_ANALYTICS_STATE)
         return aggregated

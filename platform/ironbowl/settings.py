@@ -299,6 +299,7 @@ REST_FRAMEWORK = {
         "widget_key": CONFIG.THROTTLE_WIDGET_KEY_RATE,
         "widget_ip": CONFIG.THROTTLE_WIDGET_IP_RATE,
         "events": CONFIG.THROTTLE_EVENTS_RATE,
+        "events_organization": CONFIG.THROTTLE_EVENTS_ORGANIZATION_RATE,
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Throttles key anonymous callers on REMOTE_ADDR only: a client-sent X-Forwarded-For would

@@ -2,13 +2,15 @@
 
 Real: the whole Django stack (routing, API-key authentication, throttles, parsers), the
 ingestion service and the database the suite runs on (SQLite locally, PostgreSQL with its
-partitioned table and COPY in CI). Nothing is simulated.
+partitioned table and COPY in CI). Nothing is simulated; one test drives the batch parser
+without HTTP, for a body that no Content-Length announced.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import json
 import uuid
 from typing import Any
@@ -16,9 +18,11 @@ from typing import Any
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from rest_framework.exceptions import APIException
 from rest_framework.test import APIClient
 
 from ironbowl.analytics import partitions
+from ironbowl.analytics.api.events import JsonBatchParser, NdjsonBatchParser
 from ironbowl.analytics.models import Event, RollupMark
 from tenants.roles import Role
 from tests import factories
@@ -183,22 +187,80 @@ def test_a_gzip_bomb_is_refused_before_it_is_inflated_in_full(org_a):
 @override_settings(ANALYTICS_MAX_BODY_BYTES=1000)
 def test_a_body_over_the_limit_is_refused_from_its_length(org_a):
     response = post(key_client(org_a), org_a, visits(20))
-    assert response.status_code == 413 and stored(org_a) == 0
+    assert (response.status_code, response.json()["code"]) == (413, "body_too_large")
+    assert stored(org_a) == 0
+
+
+@override_settings(ANALYTICS_MAX_BODY_BYTES=1000)
+@pytest.mark.parametrize("parser", [JsonBatchParser, NdjsonBatchParser])
+def test_a_body_over_the_limit_is_refused_as_read_with_the_same_answer(org_a, parser):
+    """Bytes that no Content-Length announced are counted as they are read: past the limit the
+    answer is the one the length check gives, 413 `body_too_large`, not a 400."""
+    body = "\n".join(json.dumps(event) for event in visits(20)).encode()
+    assert len(body) > 1000
+    with pytest.raises(APIException) as refused:
+        parser().parse(io.BytesIO(body), parser.media_type, {})
+    assert (refused.value.status_code, refused.value.get_codes()) == (413, "body_too_large")
+
+
+def test_a_post_without_a_body_is_refused_not_taken_for_an_empty_batch(org_a):
+    """No body at all (no Content-Length): DRF runs no parser; the intake still says why."""
+    response = post(key_client(org_a), org_a, b"")
+    assert (response.status_code, response.json()["code"]) == (400, "not_a_batch")
+    assert post(key_client(org_a), org_a, []).json() == {
+        "accepted": 0,
+        "duplicates": 0,
+        "rejected": 0,
+        "errors": [],
+    }
+    assert stored(org_a) == 0
 
 
 def test_batches_are_rate_limited_per_key(org_a, settings):
     """The events rate counts batches per key; another key of the same organization still goes."""
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {
-            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
-            "events": "2/minute",
-        },
-    }
+    _rates(settings, events="2/minute")
     client = key_client(org_a)
     answers = [post(client, org_a, visits(1, prefix=f"r{n}-")).status_code for n in range(3)]
     assert answers == [200, 200, 429]
     assert post(key_client(org_a), org_a, visits(1, prefix="other")).status_code == 200
+
+
+def _rates(settings, **rates: str) -> None:
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **rates},
+    }
+
+
+def test_events_do_not_use_up_the_organizations_api_budget(
+    org_a, settings, member_factory, client_for
+):
+    """Many room keys sending batches past the organization's API rate: their batches are
+    counted in a bucket of their own, so the console's and analysts' calls still go, and so do
+    the batches once the rest of the API has used up its budget."""
+    _rates(settings, organization="3/minute", events="100/minute")
+    rooms = [key_client(org_a) for _ in range(5)]
+    batches = [
+        post(room, org_a, visits(1, prefix=f"k{n}-")).status_code for n, room in enumerate(rooms)
+    ]
+    assert batches == [200] * 5 and stored(org_a) == 5
+    analyst = client_for(member_factory(org_a, Role.ANALYST))
+    stations = f"/api/v1/orgs/{org_a.slug}/stations/"
+    assert [analyst.get(stations).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert post(rooms[0], org_a, visits(1, prefix="after")).status_code == 200
+
+
+def test_batches_of_all_the_organizations_keys_share_one_events_rate(org_a, org_b, settings):
+    """THROTTLE_EVENTS_ORGANIZATION_RATE bounds the organization's keys together; another
+    organization has its own bucket."""
+    _rates(settings, events_organization="2/minute", events="100/minute")
+    answers = [
+        post(key_client(org_a), org_a, visits(1, prefix=f"o{n}-")).status_code for n in range(3)
+    ]
+    assert answers == [200, 200, 429] and stored(org_a) == 2
+    refused = post(key_client(org_a), org_a, visits(1, prefix="late"))
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert post(key_client(org_b), org_b, visits(1)).status_code == 200
 
 
 def test_only_callers_with_the_events_scope_may_send(org_a, member_factory, client_for):

@@ -264,6 +264,30 @@ def test_celery_worker_and_exactly_one_beat(default_docs: list[Manifest], helm: 
     assert "replicas" in error
 
 
+def test_celery_worker_serves_its_own_metrics(default_docs: list[Manifest], helm: str) -> None:
+    """The worker's main process serves what its pool processes counted (rollups, usage) on
+    port 9100, from a multiprocess folder of its own, and the pods say where to scrape."""
+    pod = by_kind(default_docs, "Deployment")[f"{RELEASE}-worker"]["spec"]["template"]
+    (worker,) = pod["spec"]["containers"]
+    assert worker["ports"] == [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]
+    assert "readinessProbe" not in worker  # no Service sends it traffic
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == "9100"
+    env = env_of(worker, default_docs)
+    assert env["WORKER_METRICS_PORT"] == "9100"
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == "/var/run/prometheus"
+    mounts = {mount["mountPath"]: mount["name"] for mount in worker["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts["/var/run/prometheus"]]
+
+    unscraped = render(helm, *required_secret_args(), "--set", "worker.metrics.scrape=false")
+    pod = by_kind(unscraped, "Deployment")[f"{RELEASE}-worker"]["spec"]["template"]
+    assert not any(key.startswith("prometheus.io/") for key in pod["metadata"]["annotations"])
+    assert pod["spec"]["containers"][0]["ports"][0]["containerPort"] == 9100
+
+
 def test_migrations_run_as_a_hook_before_install_and_upgrade(default_docs: list[Manifest]) -> None:
     job = by_kind(default_docs, "Job")[f"{RELEASE}-migrations"]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"

@@ -1,6 +1,7 @@
 """Prometheus metrics of analytics, platform-wide: no per-tenant labels (per-organization
-figures are in the API). Counters and histograms are counted by the processes that ingest and
-roll up; the backlog is read from the database at scrape time, so any web process answers it.
+figures are in the API). Counters and histograms are counted by the processes that ingest (web)
+and roll up (the Celery worker, whose pods serve their own /metrics); the backlog is read from
+the database at scrape time, so any web process answers it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ EVENTS = Counter(
 )
 BATCHES = Counter(
     "ironbowl_analytics_batches_total",
-    "Event batches received, by outcome (stored, refused).",
+    "Event batches received, by outcome: stored (anything new or already stored), rejected "
+    "(every event refused), refused (the whole batch unreadable or too large), failed (a "
+    "database error; nothing stored).",
     ["outcome"],
 )
+BATCH_OUTCOMES = ("stored", "rejected", "refused", "failed")
+for _outcome in BATCH_OUTCOMES:
+    BATCHES.labels(_outcome)  # each shown from the start, at 0, so rates and alerts see it
 INGEST_SECONDS = Histogram(
     "ironbowl_analytics_ingest_duration_seconds",
     "Time to validate, attribute and store one batch of events.",

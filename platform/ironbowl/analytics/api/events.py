@@ -4,8 +4,9 @@ widgets and kiosks, sent with an organization API key that has the `events.write
 The body is a JSON array (or `{"events": [...]}`), or NDJSON (one event per line, Content-Type
 application/x-ndjson), optionally gzip-compressed (Content-Encoding: gzip). Limits: events per
 batch (ANALYTICS_MAX_BATCH_EVENTS), bytes as sent (ANALYTICS_MAX_BODY_BYTES, checked before the
-body is read) and once inflated (ANALYTICS_MAX_INFLATED_BYTES), batches per key
-(THROTTLE_EVENTS_RATE).
+body is read, and again as read) and once inflated (ANALYTICS_MAX_INFLATED_BYTES); batches
+per key (THROTTLE_EVENTS_RATE) and per organization (THROTTLE_EVENTS_ORGANIZATION_RATE, a bucket
+apart from the organization's other API calls).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -41,6 +43,17 @@ class EventsRateThrottle(CredentialRateThrottle):
         return None if key is None else f"{key}:events"
 
 
+class EventsOrganizationRateThrottle(OrganizationRateThrottle):
+    """Batches of all the organization's keys together, apart from its other calls: hundreds of
+    room keys sending events do not use up the console's and the analysts' API budget."""
+
+    scope = "events_organization"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        key = super().get_cache_key(request, view)
+        return None if key is None else f"{key}:events"
+
+
 class _BatchParser(BaseParser):
     """Reads the batch's bytes (bounded), inflates gzip (bounded), and decodes the events."""
 
@@ -53,9 +66,8 @@ class _BatchParser(BaseParser):
         limit: int = settings.ANALYTICS_MAX_BODY_BYTES
         body: bytes = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
-            raise _refused(
-                "body_too_large", _("A batch may be at most %(n)d bytes.") % {"n": limit}
-            )
+            # Reached when no Content-Length said so first (ApiBodyLimitMiddleware answers those).
+            raise _too_large(_("A batch may be at most %(n)d bytes.") % {"n": limit})
         request = (parser_context or {}).get("request")
         encoding = request.META.get("HTTP_CONTENT_ENCODING", "") if request is not None else ""
         if encoding.strip().lower() == "gzip":
@@ -130,6 +142,11 @@ def _refused(code: str, message: str, status_code: int = 400) -> exceptions.APIE
     return error
 
 
+def _too_large(message: str) -> exceptions.APIException:
+    """413 `body_too_large`, like ApiBodyLimitMiddleware's answer to a Content-Length over it."""
+    return _refused("body_too_large", message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+
+
 def _inflate(body: bytes) -> bytes:
     limit: int = settings.ANALYTICS_MAX_INFLATED_BYTES
     inflater = zlib.decompressobj(wbits=31)  # gzip framing
@@ -138,11 +155,7 @@ def _inflate(body: bytes) -> bytes:
     except zlib.error:
         raise _refused("invalid_gzip", _("The body says gzip but is not gzip data.")) from None
     if len(data) > limit or inflater.unconsumed_tail:
-        raise _refused(
-            "body_too_large",
-            _("Inflated, a batch may be at most %(n)d bytes.") % {"n": limit},
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
+        raise _too_large(_("Inflated, a batch may be at most %(n)d bytes.") % {"n": limit})
     return data
 
 
@@ -168,7 +181,7 @@ class EventIntakeView(OrganizationAPIView):
 
     permission_map = {"post": P.EVENTS_WRITE}
     parser_classes = [JsonBatchParser, NdjsonBatchParser, JsonLinesBatchParser]
-    throttle_classes = [OrganizationRateThrottle, EventsRateThrottle]
+    throttle_classes = [EventsOrganizationRateThrottle, EventsRateThrottle]
 
     @extend_schema(
         operation_id="events_ingest",
@@ -203,9 +216,16 @@ class EventIntakeView(OrganizationAPIView):
         tags=["analytics"],
     )
     def post(self, request: Request, org: str) -> Response:
-        events = cast(list[Any], request.data)  # the batch parsers return a list, nothing else
-        result = ingestion.ingest(self.organization, events)
-        metrics.BATCHES.labels("stored").inc()
+        if not isinstance(request.data, list):
+            # No body at all: DRF calls no parser then, and hands over an empty dict.
+            raise _refused("not_a_batch", _('Send a JSON array of events, or {"events": [...]}.'))
+        try:
+            result = ingestion.ingest(self.organization, request.data)
+        except DatabaseError:
+            metrics.BATCHES.labels("failed").inc()  # nothing was stored: the client sends it again
+            raise
+        everything_refused = result.rejected and not (result.accepted or result.duplicates)
+        metrics.BATCHES.labels("rejected" if everything_refused else "stored").inc()
         body = {
             "accepted": result.accepted,
             "duplicates": result.duplicates,
@@ -215,7 +235,6 @@ class EventIntakeView(OrganizationAPIView):
                 for e in result.errors
             ],
         }
-        everything_refused = result.rejected and not (result.accepted or result.duplicates)
         return Response(
             body,
             status=status.HTTP_422_UNPROCESSABLE_ENTITY
