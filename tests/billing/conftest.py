@@ -167,7 +167,8 @@ def closed_statement(
 ) -> Any:
     """A closed statement written directly (as rating would close it): `lines` are
     (employment or None, kind, amount); discount lines are negative; totals add up the way
-    rating's do (tax on the subtotal after discount, rounded half up to the cent)."""
+    rating's do (tax on the subtotal after discount, rounded half up to the cent). Written open,
+    then closed, as `statements.close` does: on PostgreSQL a closed statement's lines are final."""
     from decimal import ROUND_HALF_UP
 
     from django.utils import timezone
@@ -181,13 +182,11 @@ def closed_statement(
     statement = Statement.objects.create(
         organization=organization,
         period=period,
-        status=StatementStatus.CLOSED,
         currency=currency,
         subtotal=subtotal,
         discount=discount,
         tax=tax,
         total=subtotal - discount + tax,
-        closed_at=timezone.now(),
         rated_at=timezone.now(),
     )
     for position, (employment, kind, amount) in enumerate(rows):
@@ -203,4 +202,6 @@ def closed_statement(
             amount=amount,
             position=position,
         )
+    statement.status, statement.closed_at = StatementStatus.CLOSED, timezone.now()
+    statement.save(update_fields=["status", "closed_at"])
     return statement

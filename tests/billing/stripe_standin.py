@@ -4,12 +4,15 @@ What is real: an HTTP server on 127.0.0.1 in a thread, spoken to by the real `st
 real sockets (tests point `stripe.api_base` at it); webhook bodies signed the way Stripe signs
 them (HMAC-SHA256 of "{t}.{body}" with the endpoint's secret) and verified by the SDK.
 
-What is simulated: Stripe's servers. The stand-in keeps customers, invoices, invoice items,
-invoice payments and refunds in memory and answers with plausible JSON objects. It checks what
-matters to us the way Stripe does, and stricter:
+What is simulated: Stripe's servers. The stand-in keeps customers (with their credit balance
+and its transactions), invoices, invoice items, invoice payments, refunds and billing portal
+sessions in memory and answers with plausible JSON objects. It checks what matters to us the way
+Stripe does, and stricter:
 - every POST must carry an Idempotency-Key, and one derived from our ids (`org-…`, `stmt-…`,
   `refund-…`): the SDK would invent a random key for a call that forgot to pass one, so a random
   key fails too (HTTP 400, and it is listed in `violations`);
+- finalizing an invoice applies the customer's credit balance first, as Stripe does: an invoice
+  the credit covers entirely comes back `paid` at once, with `amount_paid` 0;
 - a key seen before with the same parameters replays the first answer and creates nothing; with
   other parameters it is refused (`idempotency_error`), like Stripe;
 - items only go on a draft invoice of the same customer and currency; a refund never exceeds
@@ -39,7 +42,10 @@ import stripe
 
 SECRET_KEY = "sk_test_ironbowl_standin"
 WEBHOOK_SECRET = "whsec_ironbowl_standin"
-OUR_KEYS = re.compile(r"^(org-[0-9a-f-]{36}-customer|stmt-[0-9a-f-]{36}-.+|refund-[0-9a-f-]{36})$")
+OUR_KEYS = re.compile(
+    r"^(org-[0-9a-f-]{36}-(customer|customer-email-\d+|portal-\d{12})"
+    r"|stmt-[0-9a-f-]{36}-.+|refund-[0-9a-f-]{36})$"
+)
 
 
 @dataclasses.dataclass
@@ -79,6 +85,8 @@ class StripeStandin:
         self.invoice_items: dict[str, dict[str, Any]] = {}
         self.invoice_payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.balance_transactions: dict[str, dict[str, Any]] = {}
+        self.portal_sessions: dict[str, dict[str, Any]] = {}
         self.down = False
         self._lose = 0
         self._posts_left: int | None = None
@@ -248,10 +256,23 @@ class StripeStandin:
                 "livemode": False,
                 "name": params.get("name"),
                 "email": params.get("email"),
+                "balance": 0,
+                "currency": None,
                 "metadata": params.get("metadata", {}),
             }
             self.customers[customer["id"]] = customer
             return dict(customer)
+        match = re.fullmatch(r"/v1/customers/([^/]+)(/balance_transactions)?", path)
+        if match:
+            customer = self.customers.get(match.group(1))
+            if customer is None:
+                raise _Fault(404, "invalid_request_error", "No such customer.", "resource_missing")
+            if match.group(2):
+                return self._balance_transaction(customer, params, now)
+            customer.update({k: v for k, v in params.items() if k in ("email", "name")})
+            return dict(customer)
+        if path == "/v1/billing_portal/sessions":
+            return self._portal_session(params, now)
         if path == "/v1/invoices":
             customer_id = params.get("customer", "")
             if customer_id not in self.customers:
@@ -269,6 +290,9 @@ class StripeStandin:
                 "amount_due": 0,
                 "amount_paid": 0,
                 "amount_remaining": 0,
+                "total": 0,
+                "starting_balance": 0,
+                "ending_balance": None,
                 "attempt_count": 0,
                 "description": params.get("description"),
                 "metadata": params.get("metadata", {}),
@@ -299,6 +323,7 @@ class StripeStandin:
             self.invoice_items[item["id"]] = item
             invoice["lines"]["data"].append(item["id"])
             invoice["amount_due"] += item["amount"]
+            invoice["total"] += item["amount"]
             invoice["amount_remaining"] = invoice["amount_due"]
             return dict(item)
         match = re.fullmatch(r"/v1/invoices/([^/]+)/finalize", path)
@@ -308,11 +333,70 @@ class StripeStandin:
                 raise _Fault(404, "invalid_request_error", "No such invoice.", "resource_missing")
             if invoice["status"] != "draft":
                 raise _Fault(400, "invalid_request_error", "This invoice is already finalized.")
-            invoice.update(status="open", auto_advance=params.get("auto_advance") == "true")
+            self._apply_balance(invoice)
+            status = "paid" if invoice["amount_due"] == 0 else "open"
+            invoice.update(status=status, auto_advance=params.get("auto_advance") == "true")
             return {**invoice, "lines": {**invoice["lines"], "data": []}}
         if path == "/v1/refunds":
             return self._refund(params, now)
         raise _Fault(404, "invalid_request_error", f"Unrecognized request URL (POST: {path})")
+
+    def _apply_balance(self, invoice: dict[str, Any]) -> None:
+        """Finalizing: the customer's credit (a negative balance) in the invoice's currency
+        pays what it can of the invoice."""
+        customer = self.customers[invoice["customer"]]
+        balance = customer["balance"] if customer["currency"] == invoice["currency"] else 0
+        applied = min(-balance, invoice["amount_due"]) if balance < 0 else 0
+        customer["balance"] += applied
+        invoice.update(
+            starting_balance=balance,
+            ending_balance=balance + applied,
+            amount_due=invoice["amount_due"] - applied,
+            amount_remaining=invoice["amount_due"] - applied,
+        )
+
+    def _balance_transaction(
+        self, customer: dict[str, Any], params: dict[str, Any], now: int
+    ) -> dict[str, Any]:
+        currency = params["currency"]
+        if customer["currency"] not in (None, currency):
+            raise _Fault(400, "invalid_request_error", "Not the customer's balance currency.")
+        amount = int(params["amount"])
+        customer.update(currency=currency, balance=customer["balance"] + amount)
+        transaction = {
+            "id": self._id("cbtxn"),
+            "object": "customer_balance_transaction",
+            "created": now,
+            "livemode": False,
+            "customer": customer["id"],
+            "amount": amount,
+            "currency": currency,
+            "ending_balance": customer["balance"],
+            "type": "adjustment",
+            "description": params.get("description"),
+            "metadata": params.get("metadata", {}),
+        }
+        self.balance_transactions[transaction["id"]] = transaction
+        return dict(transaction)
+
+    def _portal_session(self, params: dict[str, Any], now: int) -> dict[str, Any]:
+        customer = params.get("customer", "")
+        if customer not in self.customers:
+            raise _Fault(400, "invalid_request_error", f"No such customer: '{customer}'")
+        if not params.get("return_url"):
+            raise _Fault(400, "invalid_request_error", "Missing required param: return_url.")
+        session_id = self._id("bps")
+        session = {
+            "id": session_id,
+            "object": "billing_portal.session",
+            "created": now,
+            "livemode": False,
+            "customer": customer,
+            "return_url": params["return_url"],
+            "url": f"https://billing.stripe.com/p/session/test_{session_id}",
+        }
+        self.portal_sessions[session_id] = session
+        return dict(session)
 
     def _refund(self, params: dict[str, Any], now: int) -> dict[str, Any]:
         intent = params.get("payment_intent")
@@ -385,7 +469,12 @@ _events = itertools.count(1)
 
 
 def event(
-    kind: str, obj: dict[str, Any], *, created: int | None = None, event_id: str | None = None
+    kind: str,
+    obj: dict[str, Any],
+    *,
+    created: int | None = None,
+    event_id: str | None = None,
+    livemode: bool = False,
 ) -> bytes:
     """The body of a Stripe webhook delivery about `obj` (a snapshot event)."""
     return json.dumps(
@@ -394,7 +483,7 @@ def event(
             "object": "event",
             "api_version": stripe.api_version,
             "created": created if created is not None else int(time.time()),
-            "livemode": False,
+            "livemode": livemode,
             "pending_webhooks": 1,
             "type": kind,
             "data": {"object": obj},

@@ -1,6 +1,6 @@
 """Statement documents: a long statement's PDF runs onto more pages and reads back whole; text
 mixing Chinese and Latin is set in the right fonts; a hire's name cannot inject markup into the
-HTML; late lines say which month they bill; the CSV's rows add up.
+HTML nor a formula into the CSV; late lines say which month they bill; the CSV's rows add up.
 
 Real: documents.py, Django's templates, pypdf reading the PDF back, the database. Simulated:
 nothing.
@@ -19,7 +19,7 @@ import pytest
 from pypdf import PdfReader
 
 from ironbowl.billing import documents, statements
-from tests.billing.conftest import hire, local, usage
+from tests.billing.conftest import EPOCH, hire, local, subscribe, usage
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +97,28 @@ def test_late_lines_say_which_month_they_bill(shanghai):
     lines = [row for row in rows if row["employment_id"] or row["description"]]
     assert sum(Decimal(row["amount"]) for row in lines) == april.subtotal
     assert re.fullmatch(r"\d+\.\d{2}", rows[-1]["amount"])
+
+
+def test_a_name_that_is_a_formula_is_written_as_text_in_the_csv(shanghai):
+    """An avatar's name is chosen by its vendor: a spreadsheet must not run it. Amounts stay
+    numbers, a negative discount included."""
+    subscribe(shanghai, [("standard", EPOCH)], discount="10")
+    employment = hire(shanghai, name='=HYPERLINK("http://evil.example","pay")')
+    usage(shanghai, "stream_minutes", 60 * 400, local("Asia/Shanghai", 2024, 3, 4), employment)
+    statement = statements.refresh(shanghai, MARCH, now=IN_MAY)
+
+    rows = list(
+        csv.DictReader(io.StringIO(documents.render_csv(statement, shanghai).decode("utf-8-sig")))
+    )
+
+    (line,) = [row for row in rows if row["kind"] == "stream_hours"]
+    assert line["employment"] == '\'=HYPERLINK("http://evil.example","pay") - ' + str(
+        employment.position.title
+    )
+    assert line["description"].startswith("'=HYPERLINK(")
+    assert not any(
+        cell.startswith(("=", "+", "@")) for row in rows for cell in row.values() if cell
+    )
+    (discount,) = [row for row in rows if row["kind"] == "discount" and row["description"]]
+    assert Decimal(discount["amount"]) < 0  # a number, not "'-…"
+    assert Decimal(rows[-3]["amount"]) == -statement.discount  # the discount total row

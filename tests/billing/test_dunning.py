@@ -15,6 +15,7 @@ import datetime as dt
 import time
 
 import pytest
+from celery.schedules import crontab
 from django.core import mail
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -29,8 +30,10 @@ from ironbowl.billing.models import (
     Notification,
     StripeInvoice,
 )
+from ironbowl.celery import app
 from scheduling.models import StationKind
-from tenants.audit import SYSTEM
+from tenants.audit import SYSTEM, Actor
+from tenants.models import AuditEntry, Organization
 from tenants.roles import Role
 from tests import factories
 from tests.avatars.factories import onboarded_employment
@@ -69,6 +72,20 @@ def around_the_clock(employment):
 
 def account_of(organization) -> BillingAccount:
     return BillingAccount.objects.for_organization(organization).get()
+
+
+def written_for(organization) -> tuple[int, int, int]:
+    """Audit entries, notifications and e-mails so far."""
+    return (
+        AuditEntry.objects.for_organization(organization).count(),
+        Notification.objects.for_organization(organization).count(),
+        len(mail.outbox),
+    )
+
+
+def person(organization) -> Actor:
+    """A person of the organization, as the audit log and the history name them."""
+    return Actor(user=factories.MembershipFactory(organization=organization, role=Role.ADMIN).user)
 
 
 def status_of(employment) -> str:
@@ -146,8 +163,14 @@ def test_failed_payment_grace_suspension_and_return_on_payment(
     assert status_of(bureau["desk"]) == EmploymentStatus.ACTIVE
     account = account_of(organization)
     assert account.dunning == DunningState.SUSPENDED
-    assert sorted(account.suspended_employments) == sorted(
+    assert dunning.suspended_ids(account) == sorted(
         str(e.pk) for e in (bureau["anchor"], bureau["presenter"])
+    )
+    assert dunning.suspensions(account)[str(bureau["anchor"].pk)] == (
+        EmploymentTransition.objects.for_organization(organization)
+        .filter(employment=bureau["anchor"])
+        .latest("id")
+        .pk
     )
     assert sorted(m.to[0] for m in mail.outbox) == billing_people
     assert "suspended" in mail.outbox[0].body
@@ -155,7 +178,10 @@ def test_failed_payment_grace_suspension_and_return_on_payment(
         employment=bureau["anchor"], to_status=EmploymentStatus.SUSPENDED
     )
     assert "non-payment" in history.get().reason
+    # The hourly task again: nothing new to suspend, nothing written, nobody told again.
+    written = written_for(organization)
     assert dunning.enforce(account.grace_until + dt.timedelta(days=1))["suspended"] == 0
+    assert written_for(organization) == written
 
     # 5. Meanwhile a person lets the presenter go: payment will not bring it back.
     employments.transition_employment(
@@ -216,3 +242,85 @@ def test_a_second_organization_is_never_touched(stripe_standin, bureau):
     assert {key: status_of(bureau[key]) for key in statuses} == statuses
     assert account_of(bureau["organization"]).dunning == DunningState.GOOD
     assert not Notification.objects.for_organization(bureau["organization"]).exists()
+
+
+def _fail_and_suspend(stripe_standin, bureau) -> BillingAccount:
+    """The bureau's payment fails and its grace runs out: its hires are suspended."""
+    invoice = bureau["invoice"]
+    deliver(event("invoice.payment_failed", stripe_standin.fail_payment(invoice.stripe_invoice_id)))
+    grace_until = account_of(bureau["organization"]).grace_until
+    dunning.enforce(grace_until + dt.timedelta(minutes=1))
+    return account_of(bureau["organization"])
+
+
+def test_hires_are_resumed_after_the_organizations_language_changed(stripe_standin, bureau):
+    """Suspended while the bureau used English, paid after it switched to Chinese: the hires
+    dunning suspended are found by the ids it kept, not by the reason's words."""
+    organization = bureau["organization"]
+    Organization.objects.filter(pk=organization.pk).update(locale="en")
+    organization.refresh_from_db()
+    _fail_and_suspend(stripe_standin, bureau)
+    bureau["anchor"].refresh_from_db()
+    assert bureau["anchor"].status_reason.startswith("Suspended for non-payment")
+    Organization.objects.filter(pk=organization.pk).update(locale="zh-hans")
+
+    paid = stripe_standin.pay(bureau["invoice"].stripe_invoice_id)
+    assert deliver(event("invoice.paid", paid)) == "paid; resumed 2"
+
+    assert status_of(bureau["anchor"]) == status_of(bureau["presenter"]) == "active"
+    assert status_of(bureau["paused"]) == EmploymentStatus.SUSPENDED
+
+
+def test_a_hire_activated_while_suspended_is_suspended_within_the_hour_and_resumed(
+    stripe_standin, bureau
+):
+    """A person resumes a suspended hire while the invoice is still unpaid: the next hourly
+    run suspends it again (and tells the organization); the payment resumes it with the
+    others. A hire a person resumed and suspended again for their own reason stays so."""
+    organization = bureau["organization"]
+    account = _fail_and_suspend(stripe_standin, bureau)
+    anchor, presenter = bureau["anchor"], bureau["presenter"]
+    employments.transition_employment(SYSTEM, anchor, EmploymentStatus.ACTIVE, "We need it.")
+    employments.transition_employment(SYSTEM, presenter, EmploymentStatus.ACTIVE, "Review.")
+    employments.suspend_employment(SYSTEM, presenter, "Paused again by the bureau.")
+    notices = Notification.objects.for_organization(organization).filter(kind="suspended")
+
+    result = dunning.enforce(account.grace_until + dt.timedelta(hours=2))
+
+    assert result["suspended"] == 1
+    assert status_of(anchor) == EmploymentStatus.SUSPENDED
+    assert notices.count() == 2
+    assert notices.first().data["suspended"] == [str(anchor.pk)]
+    assert "became active while the account is suspended" in notices.first().message
+    latest = EmploymentTransition.objects.for_organization(organization).filter(employment=anchor)
+    assert dunning.suspensions(account_of(organization))[str(anchor.pk)] == latest.latest("id").pk
+
+    paid = stripe_standin.pay(bureau["invoice"].stripe_invoice_id)
+    assert deliver(event("invoice.paid", paid)) == "paid; resumed 1"
+    assert status_of(anchor) == EmploymentStatus.ACTIVE
+    assert status_of(presenter) == EmploymentStatus.SUSPENDED
+
+
+def test_an_account_suspended_before_transition_ids_were_kept_is_resumed(stripe_standin, bureau):
+    """An account written with bare employment ids (before this change): a hire whose latest
+    transition is still the system's suspension is resumed; one a person suspended is not."""
+    organization = bureau["organization"]
+    _fail_and_suspend(stripe_standin, bureau)
+    anchor, paused = bureau["anchor"], bureau["paused"]
+    employments.transition_employment(SYSTEM, paused, EmploymentStatus.ACTIVE, "Review over.")
+    employments.suspend_employment(person(organization), paused, "Paused for a review.")
+    BillingAccount.objects.for_organization(organization).update(
+        suspended_employments=[str(anchor.pk), str(paused.pk)]
+    )
+
+    paid = stripe_standin.pay(bureau["invoice"].stripe_invoice_id)
+    assert deliver(event("invoice.paid", paid)) == "paid; resumed 1"
+
+    assert status_of(anchor) == EmploymentStatus.ACTIVE
+    assert status_of(paused) == EmploymentStatus.SUSPENDED
+
+
+def test_the_dunning_task_runs_hourly():
+    """Suspension follows the grace within the hour, not up to a day later."""
+    schedule = app.conf.beat_schedule["billing.enforce_dunning"]["schedule"]
+    assert schedule == crontab(minute="50")

@@ -1,28 +1,36 @@
 """Appending usage to the ledger (`billing.ledger.append_usage`): bad input — negative or
 non-numeric quantities, unknown usage types, another organization's hire, a time without an
-offset or in the future — is refused with a code and the entry's place, and nothing of the batch
-is written; a batch sent twice appends nothing the second time.
+offset or in the future, the ledger's own source ids — is refused with a code and the entry's
+place, and nothing of the batch is written; a batch sent twice appends nothing the second time;
+a source id recorded with other usage is a conflict; a batch racing another counts only what it
+inserted.
 
-Real: the service and the database. Simulated: nothing (hypothesis draws the bad values).
+Real: the service and the database; PostgreSQL's unique index in the race test (skipped on
+SQLite, which has a single writer). Simulated: nothing (hypothesis draws the bad values).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import zoneinfo
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ironbowl.analytics.models import RollupMark, UsageRecord
 from ironbowl.billing import ledger
-from tenants.errors import DomainError
+from tenants.errors import ConflictError, DomainError
 from tests.billing.conftest import hire, make_organization
+from tests.races import in_thread, require_row_locks, someone_waits_for_a_lock
 
 pytestmark = pytest.mark.django_db
 
 AT = dt.datetime(2024, 3, 5, 2, tzinfo=dt.UTC)
+SHANGHAI_ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
 def entry(**fields):
@@ -138,3 +146,89 @@ def test_any_quantity_is_either_appended_exactly_or_refused_without_a_write(shan
     stored = UsageRecord.objects.for_organization(shanghai).get(source_id=source)
     assert stored.quantity == Decimal(str(quantity).strip())
     assert Decimal(0) <= stored.quantity < Decimal(10) ** 14
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"quantity": "91"},
+        {"usage_type": "interactions"},
+        {"occurred_at": AT + dt.timedelta(hours=1)},
+        {"employment_id": "hire"},
+    ],
+    ids=["quantity", "usage_type", "occurred_at", "employment"],
+)
+def test_a_source_id_recorded_with_other_usage_is_a_conflict_and_nothing_is_written(
+    shanghai, changed
+):
+    employment = hire(shanghai)
+    if changed.get("employment_id") == "hire":
+        changed = {"employment_id": str(employment.pk)}
+    ledger.append_usage(shanghai, [entry(n=1)])
+
+    with pytest.raises(ConflictError) as refused:
+        ledger.append_usage(shanghai, [entry(n=2), entry(n=1, **changed)])
+
+    assert (refused.value.code, refused.value.field) == (
+        "source_id_conflict",
+        "entries.1.source_id",
+    )
+    assert count(shanghai) == 1  # the new entry before it was not written either
+    assert UsageRecord.objects.for_organization(shanghai).get().quantity == 90
+
+
+def test_the_same_usage_again_is_a_duplicate_whatever_the_form_of_its_figures(shanghai):
+    ledger.append_usage(shanghai, [entry(n=1)])
+
+    # The same quantity and instant, written differently: the same usage.
+    again = ledger.append_usage(
+        shanghai,
+        [entry(n=1, quantity=Decimal("90.000"), occurred_at=AT.astimezone(SHANGHAI_ZONE))],
+    )
+
+    assert (again.appended, again.duplicates) == (0, 1)
+    assert count(shanghai) == 1
+
+
+@pytest.mark.parametrize("source", ["seat:x:2024-03-01", "reversal:1", "usage-report:1:gpu"])
+def test_the_ledgers_own_source_ids_are_refused(shanghai, source):
+    with pytest.raises(DomainError) as refused:
+        ledger.append_usage(shanghai, [entry(source_id=source)])
+
+    assert (refused.value.code, refused.value.field) == (
+        "reserved_source_id",
+        "entries.0.source_id",
+    )
+    assert count(shanghai) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_racing_batch_counts_only_what_it_inserted(shanghai):
+    """PostgreSQL: a batch whose source id another transaction inserts (not committed yet when
+    the batch reads the ledger) waits for it, then counts that entry as a duplicate rather than
+    as appended — and still appends the rest."""
+    require_row_locks()
+    ready, commit = threading.Event(), threading.Event()
+
+    def insert_and_hold():
+        with transaction.atomic():
+            ledger.append_usage(shanghai, [entry(n=1)])
+            ready.set()
+            commit.wait(timeout=60)
+
+    holder, holder_out = in_thread("holder", insert_and_hold)
+    racer, racer_out = in_thread(
+        "racer", lambda: ledger.append_usage(shanghai, [entry(n=1), entry(n=2)])
+    )
+    holder.start()
+    assert ready.wait(timeout=60)
+    racer.start()
+    assert someone_waits_for_a_lock()  # the racer's insert waits on the unique source id
+    commit.set()
+    holder.join(timeout=60)
+    racer.join(timeout=60)
+
+    assert "error" not in holder_out
+    appended = racer_out["result"]
+    assert (appended.appended, appended.duplicates) == (1, 1)
+    assert count(shanghai) == 2

@@ -1,22 +1,26 @@
 """Statements: refreshed while open (the same ledger rewrites nothing), closed once and never
 changed; late usage goes to the next statement marked with its month, priced against what its
-month's allowance had left; statements close in order, after the month and its grace; the
-close is announced after commit; spend to date.
+month's allowance had left, reversals (`usage.reverse`) of a closed month credited there too;
+statements close in order, after the month and its grace; the close is announced after commit;
+spend to date; on PostgreSQL, triggers refuse any change to a closed statement and its lines,
+even by raw SQL.
 
 Real: the services, the database, the ledger (rows written directly, as the worker protocol or
-an import appends them), PostgreSQL's table lock in the race test (skipped on SQLite, which has
-a single writer). Simulated: the clock (`now` passed in).
+an import appends them), PostgreSQL's table lock in the race test and its triggers (skipped on
+SQLite, which has a single writer and no triggers). Simulated: the clock (`now` passed in).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 
+from ironbowl.analytics import usage as ledger_usage
 from ironbowl.analytics.models import UsageRecord
 from ironbowl.billing import plans, rating, signals, statements
 from ironbowl.billing.models import LineKind, Statement, StatementLine, StatementStatus
@@ -29,6 +33,10 @@ from tests.races import in_thread, require_row_locks, someone_waits_for_a_lock
 SH = "Asia/Shanghai"
 MARCH, APRIL, MAY = dt.date(2024, 3, 1), dt.date(2024, 4, 1), dt.date(2024, 5, 1)
 IN_MAY = dt.datetime(2024, 5, 20, tzinfo=dt.UTC)
+
+
+def usage_records(organization):
+    return UsageRecord.objects.for_organization(organization)
 
 
 def lines(statement):
@@ -90,15 +98,7 @@ def test_a_late_reversal_gives_back_what_was_billed_in_its_month(shanghai):
     employment = hire(shanghai)
     original = stream(shanghai, 350, local(SH, 2024, 3, 3), employment)  # 50 hours overage
     statements.close(shanghai, MARCH, now=IN_MAY)
-    UsageRecord.objects.create(
-        organization=shanghai,
-        source_id=f"reversal:{original.pk}",
-        usage_type="stream_minutes",
-        quantity=-original.quantity,
-        employment_id=employment.pk,
-        occurred_at=original.occurred_at,
-        reverses=original,
-    )
+    ledger_usage.reverse(shanghai, original, "Counted twice.", SYSTEM)
     stream(shanghai, 290, local(SH, 2024, 3, 3), employment)  # the corrected figure
 
     april = rating.rate(shanghai, APRIL)
@@ -226,3 +226,104 @@ def test_the_watermark_waits_for_a_record_being_inserted_and_counts_it(shanghai)
     closed = closer_out["result"]
     assert closed.ledger_watermark >= inserted["id"]
     assert any(row[1] == LineKind.STREAM_HOURS for row in lines(closed))
+
+
+@pytest.mark.django_db
+def test_a_reversed_seat_day_of_a_closed_month_is_credited_on_the_next_statement(shanghai):
+    employment = hire(shanghai, seats=1, rate="3100.00")
+    march = statements.close(shanghai, MARCH, now=IN_MAY)  # records March's seat-days first
+    frozen = (lines(march), march.total)
+    day = usage_records(shanghai).get(source_id=f"seat:{employment.pk}:2024-03-10")
+
+    ledger_usage.reverse(shanghai, day, "Not on duty that day.", SYSTEM)
+    april = statements.refresh(shanghai, APRIL, now=IN_MAY)
+
+    march.refresh_from_db()
+    assert (lines(march), march.total) == frozen
+    (credit,) = [row for row in lines(april) if row[3] == MARCH]
+    assert (credit[1], credit[2], credit[4]) == (LineKind.SEATS, Decimal("-100.00"), -1)
+
+
+# --- PostgreSQL: a closed statement is final for every client -----------------------------------
+
+
+def _require_postgresql() -> None:
+    if connection.vendor == "postgresql":
+        return
+    reason = (
+        "The closed-statement triggers exist on PostgreSQL only (SQLite relies on the services). "
+        "Run with DATABASE_URL=postgres://… (CI does)."
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def closed_march(shanghai):
+    _require_postgresql()
+    stream(shanghai, 400, local(SH, 2024, 3, 3), hire(shanghai))
+    return statements.close(shanghai, MARCH, now=IN_MAY)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE billing_statement SET total = total + 1 WHERE id = %(statement)s",
+        "UPDATE billing_statement SET status = 'open' WHERE id = %(statement)s",
+        "DELETE FROM billing_statement WHERE id = %(statement)s",
+        "UPDATE billing_statementline SET amount = 0 WHERE statement_id = %(statement)s",
+        "DELETE FROM billing_statementline WHERE statement_id = %(statement)s",
+        "INSERT INTO billing_statementline (organization_id, statement_id, kind, description, "
+        "quantity, unit, used, included, unit_price, amount, position) SELECT organization_id, "
+        "id, 'discount', 'x', 1, '%%', 0, 0, -1, -1, 99 FROM billing_statement "
+        "WHERE id = %(statement)s",
+        "UPDATE billing_statementline SET statement_id = %(statement)s "
+        "WHERE statement_id = %(other)s",
+    ],
+    ids=[
+        "total",
+        "reopen",
+        "delete",
+        "line-amount",
+        "line-delete",
+        "line-insert",
+        "line-moved-in",
+    ],
+)
+def test_on_postgresql_not_even_raw_sql_changes_a_closed_statement(closed_march, sql):
+    april = statements.refresh(closed_march.organization, APRIL, now=IN_MAY)
+    frozen = (lines(closed_march), closed_march.total)
+
+    with (
+        pytest.raises(DatabaseError, match="closed"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, {"statement": closed_march.pk, "other": april.pk})
+
+    closed_march.refresh_from_db()
+    assert (lines(closed_march), closed_march.total) == frozen
+    assert closed_march.status == StatementStatus.CLOSED
+
+
+@pytest.mark.django_db
+def test_on_postgresql_payments_and_open_statements_still_change(closed_march):
+    """What moves after the close — payments and refunds — may; an open statement's lines are
+    rewritten by refresh as before."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE billing_statement SET amount_paid = total, amount_refunded = 1 WHERE id = %s",
+            [closed_march.pk],
+        )
+    april = statements.refresh(closed_march.organization, APRIL, now=IN_MAY)
+    stream(closed_march.organization, 400, local(SH, 2024, 4, 3))
+    again = statements.refresh(closed_march.organization, APRIL, now=IN_MAY)
+
+    closed_march.refresh_from_db()
+    assert (closed_march.amount_paid, closed_march.amount_refunded) == (
+        closed_march.total,
+        Decimal(1),
+    )
+    assert again.total > april.total

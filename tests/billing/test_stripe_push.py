@@ -19,11 +19,16 @@ from ironbowl.billing import push, statements, stripe_client
 from ironbowl.billing.models import (
     BillingAccount,
     LineKind,
+    Notification,
+    Statement,
+    StatementLine,
+    StatementStatus,
     StripeInvoice,
     StripeInvoiceStatus,
 )
 from tests.billing.conftest import closed_statement, hire, local, make_organization, usage
-from tests.billing.stripe_standin import running
+from tests.billing.stripe_standin import event, running
+from tests.billing.test_webhooks import deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -296,14 +301,209 @@ def test_a_close_whose_signal_was_lost_is_caught_up(stripe_standin):
 
 def test_a_statement_that_does_not_add_up_is_not_sent(stripe_standin):
     """Lines, discount and tax must make the total to the fen; if not (a bug), nothing at all
-    goes to Stripe and the mirror says why."""
+    goes to Stripe and the mirror says why. (Written open, then closed with a total one fen
+    off: a closed statement's figures cannot be changed afterwards, on PostgreSQL not even by
+    raw SQL.)"""
     organization = make_organization()
-    statement = payroll(organization)
-    type(statement).objects.for_organization(organization).filter(pk=statement.pk).update(
-        total=statement.total + Decimal("0.01")
+    statement = Statement.objects.create(
+        organization=organization,
+        period=dt.date(2024, 5, 1),
+        currency="CNY",
+        subtotal=Decimal("10.00"),
+        tax=Decimal("0.60"),
+        total=Decimal("10.60"),
+    )
+    StatementLine.objects.create(
+        organization=organization,
+        statement=statement,
+        employment_id=hire(organization).pk,
+        kind=LineKind.SEATS,
+        description="seats",
+        quantity=Decimal(1),
+        unit="month",
+        unit_price=Decimal("10.00"),
+        amount=Decimal("10.00"),
+    )
+    Statement.objects.for_organization(organization).filter(pk=statement.pk).update(
+        status=StatementStatus.CLOSED, total=Decimal("10.61"), closed_at=timezone.now()
     )
     push.sync()
     mirror = mirror_of(statement)
     assert mirror.status == StripeInvoiceStatus.PENDING
     assert "add up" in mirror.push_error
     assert stripe_standin.calls == []
+
+
+# --- Credits, and invoices the credit pays -------------------------------------------------------
+
+
+def credit_statement(organization, amount: str = "-500.00", period=dt.date(2024, 5, 1)):
+    """A closed month whose lines are a credit (a reversal larger than the month's charges)."""
+    return closed_statement(organization, [(None, LineKind.SEATS, amount)], period=period)
+
+
+def charge_statement(organization, amount: str, period=dt.date(2024, 6, 1)):
+    return closed_statement(
+        organization, [(hire(organization), LineKind.SEATS, amount)], period=period
+    )
+
+
+def paid_notices(organization) -> int:
+    return (
+        Notification.objects.for_organization(organization).filter(kind="payment_received").count()
+    )
+
+
+def test_a_credit_statement_is_pushed_to_the_customers_balance_once(stripe_standin):
+    """A negative statement is not skipped: its total (tax included) becomes a credit on the
+    customer's Stripe balance under a key derived from the statement, even when the first
+    answer is lost; its mirror is settled, with no invoice, and nothing is sent again."""
+    organization = make_organization()
+    statement = credit_statement(organization)
+    assert statement.total == Decimal("-530.00")
+    push.statement_closed(statement)
+    push.ensure_customer(organization, stripe_client.client())
+    stripe_standin.lose_answers(1)  # the credit is made, its answer lost
+
+    assert push.sync()["pushed"] == 0
+    assert push.sync(mirror_of(statement).next_push_at)["pushed"] == 1
+
+    [credit] = stripe_standin.balance_transactions.values()
+    assert credit["amount"] == -53_000 and credit["currency"] == "cny"
+    assert credit["metadata"]["statement_id"] == str(statement.pk)
+    customer = BillingAccount.objects.for_organization(organization).get().stripe_customer_id
+    assert stripe_standin.customers[customer]["balance"] == -53_000
+    keys = [c.idempotency_key for c in stripe_standin.posts("/v1/customers/")]
+    assert keys == [f"stmt-{statement.pk}-credit"] * 2
+    mirror = mirror_of(statement)
+    assert (mirror.status, mirror.stripe_invoice_id) == (StripeInvoiceStatus.PAID, "")
+    assert mirror.pushed_items == [f"stmt-{statement.pk}-credit"]
+    assert stripe_standin.invoices == {}
+    assert stripe_standin.violations == []
+
+    calls = len(stripe_standin.calls)
+    push.sync()
+    assert len(stripe_standin.calls) == calls
+
+
+def test_a_lost_credit_close_is_caught_up(stripe_standin):
+    organization = make_organization()
+    statement = credit_statement(organization)  # closed, no signal sent
+    assert push.sync()["caught_up"] == 1
+    assert mirror_of(statement).status == StripeInvoiceStatus.PAID
+    assert len(stripe_standin.balance_transactions) == 1
+
+
+def test_an_invoice_the_credit_covers_is_paid_at_finalizing(stripe_standin):
+    """The next month's invoice is covered by the credit: Stripe answers the finalize with
+    `paid` (nothing charged). The payment is recorded then — statement paid in full, one
+    notification — and the `invoice.paid` event arriving afterwards changes nothing."""
+    organization = make_organization()
+    push.statement_closed(credit_statement(organization))
+    push.sync()
+    statement = charge_statement(organization, "400.00")  # 424.00 with tax, of 530.00 credit
+    push.statement_closed(statement)
+
+    push.sync()
+
+    mirror = mirror_of(statement)
+    invoice = stripe_standin.invoices[mirror.stripe_invoice_id]
+    assert (invoice["status"], invoice["amount_paid"]) == ("paid", 0)
+    assert mirror.status == StripeInvoiceStatus.PAID
+    assert mirror.amount_paid == Decimal("424.00")
+    assert Statement.objects.for_organization(organization).get(pk=statement.pk).amount_paid == (
+        Decimal("424.00")
+    )
+    assert paid_notices(organization) == 1
+
+    assert deliver(event("invoice.paid", invoice)).json()["outcome"] == "already_paid"
+
+    assert Statement.objects.for_organization(organization).get(pk=statement.pk).amount_paid == (
+        Decimal("424.00")
+    )
+    assert paid_notices(organization) == 1
+
+
+def _covered_by_credit(organization):
+    """A credit of 530.00 in Stripe, then a closed statement of 424.00 waiting to be pushed."""
+    push.statement_closed(credit_statement(organization))
+    push.sync()
+    statement = charge_statement(organization, "400.00")
+    push.statement_closed(statement)
+    return statement
+
+
+def _paid_once(organization, statement) -> None:
+    mirror = mirror_of(statement)
+    assert (mirror.status, mirror.amount_paid) == (StripeInvoiceStatus.PAID, Decimal("424.00"))
+    assert (mirror.push_error, mirror.next_push_at) == ("", None)
+    assert Statement.objects.for_organization(organization).get(pk=statement.pk).amount_paid == (
+        Decimal("424.00")
+    )
+    assert paid_notices(organization) == 1
+
+
+def test_the_paid_event_first_then_the_finalize_answer(stripe_standin, monkeypatch):
+    """The other order: the `invoice.paid` event is applied while the push's finalize answer
+    (`paid`) is on its way; the push, recording that answer after it, records nothing twice.
+    (The order is forced by delivering the event just before the push handles the answer.)"""
+    organization = make_organization()
+    statement = _covered_by_credit(organization)
+    record = push._finalized
+    outcomes = []
+
+    def event_first(mirror, finalized, currency):
+        invoice = stripe_standin.invoices[mirror.stripe_invoice_id]
+        outcomes.append(deliver(event("invoice.paid", invoice)).json()["outcome"])
+        record(mirror, finalized, currency)
+
+    monkeypatch.setattr(push, "_finalized", event_first)
+
+    assert push.sync()["pushed"] == 1
+
+    assert outcomes == ["paid"]
+    _paid_once(organization, statement)
+
+
+def test_a_lost_finalize_answer_is_settled_by_the_event(stripe_standin):
+    """Stripe finalized the invoice (paid by the credit) but its answer was lost: the push
+    failed and would retry; the `invoice.paid` event records the payment, after which the
+    sync has nothing left to send."""
+    organization = make_organization()
+    statement = _covered_by_credit(organization)
+    stripe_standin.go_down_after(3)  # the invoice, its item and the tax; not the finalize
+    push.sync()
+    stripe_standin.up()
+    stripe_standin.lose_answers(1)
+    push.sync(mirror_of(statement).next_push_at)  # finalized (paid) in Stripe, the answer lost
+    invoice = stripe_standin.invoices[mirror_of(statement).stripe_invoice_id]
+    assert invoice["status"] == "paid" and mirror_of(statement).status == "draft"
+
+    assert deliver(event("invoice.paid", invoice)).json()["outcome"] == "paid"
+
+    calls = len(stripe_standin.calls)
+    assert push.sync(timezone.now() + dt.timedelta(days=1))["pushed"] == 0
+    assert len(stripe_standin.calls) == calls
+    _paid_once(organization, statement)
+
+
+def test_a_partial_credit_and_the_rest_charged_make_the_statement_paid(stripe_standin):
+    """530.00 of credit against a 1,060.00 invoice: Stripe charges 530.00; the statement
+    records 1,060.00 paid (charged plus credit)."""
+    organization = make_organization()
+    push.statement_closed(credit_statement(organization))
+    push.sync()
+    statement = charge_statement(organization, "1000.00")
+    push.statement_closed(statement)
+    push.sync()
+    mirror = mirror_of(statement)
+    assert mirror.status == StripeInvoiceStatus.OPEN
+    assert mirror.amount_due == Decimal("530.00")
+
+    paid = stripe_standin.pay(mirror.stripe_invoice_id)
+    assert paid["amount_paid"] == 53_000
+    assert deliver(event("invoice.paid", paid)).json()["outcome"] == "paid"
+
+    assert Statement.objects.for_organization(organization).get(pk=statement.pk).amount_paid == (
+        Decimal("1060.00")
+    )

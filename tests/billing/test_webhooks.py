@@ -289,3 +289,65 @@ def test_amounts_come_back_exactly(stripe_standin, world):
     deliver(event("invoice.paid", stripe_standin.pay(mirror.stripe_invoice_id)))
     statement = Statement.objects.for_organization(alpha).get(pk=mirror.statement_id)
     assert statement.amount_paid == Decimal("2118.94")  # 1,999.00 + 6% tax
+
+
+def test_a_payment_older_than_the_last_failure_still_counts(stripe_standin, world):
+    """Out of order the other way: the failed attempt (created later, by clock skew or a
+    retry's timing) was applied first, then the payment arrives with an older time. Paid is
+    final: it is applied, and the dunning it started is cleared."""
+    alpha, mirror, _beta, _other = world
+    now = int(time.time())
+    paid = event("invoice.paid", stripe_standin.pay(mirror.stripe_invoice_id), created=now - 60)
+    invoice = dict(stripe_standin.invoices[mirror.stripe_invoice_id], status="open")
+    assert deliver(event("invoice.payment_failed", invoice, created=now)).json()["outcome"] == (
+        "past_due"
+    )
+
+    answer = deliver(paid)
+
+    assert answer.json()["outcome"] == "paid"
+    mirror.refresh_from_db()
+    assert mirror.status == StripeInvoiceStatus.PAID and mirror.payment_failed_at is None
+    statement = Statement.objects.for_organization(alpha).get(pk=mirror.statement_id)
+    assert statement.amount_paid == statement.total
+    assert BillingAccount.objects.for_organization(alpha).get().dunning == DunningState.GOOD
+
+
+def test_an_invoice_in_another_currency_is_refused(stripe_standin, world):
+    """A statement in CNY is not paid by an event saying USD, whatever its amount."""
+    alpha, mirror, beta, _other = world
+    invoice = dict(stripe_standin.pay(mirror.stripe_invoice_id), currency="usd")
+    before = state(alpha), state(beta)
+
+    answer = deliver(event("invoice.paid", invoice))
+
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "currency_mismatch"
+    assert (state(alpha), state(beta)) == before
+    assert not StripeEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "livemode"), [("sk_test_ironbowl_standin", True), ("sk_live_ironbowl", False)]
+)
+def test_an_event_of_the_other_mode_is_refused(stripe_standin, world, settings, key, livemode):
+    """A live event at a test key's endpoint, or a test event at a live one: a
+    misconfiguration, refused with nothing written."""
+    alpha, mirror, _beta, _other = world
+    body = event("invoice.paid", stripe_standin.pay(mirror.stripe_invoice_id), livemode=livemode)
+    settings.STRIPE_SECRET_KEY = key
+    before = state(alpha)
+
+    answer = deliver(body)
+
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "livemode_mismatch"
+    assert state(alpha) == before
+    assert not StripeEvent.objects.exists()
+
+
+def test_an_event_of_the_keys_mode_is_applied_under_a_live_key(stripe_standin, world, settings):
+    _alpha, mirror, _beta, _other = world
+    body = event("invoice.paid", stripe_standin.pay(mirror.stripe_invoice_id), livemode=True)
+    settings.STRIPE_SECRET_KEY = "sk_live_ironbowl"
+    assert deliver(body).json()["outcome"] == "paid"

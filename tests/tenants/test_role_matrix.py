@@ -302,6 +302,13 @@ ROWS = [
         frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
     Row("BillingAccountView.get", "GET billing/account/", P.BILLING_VIEW,
         frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    Row("BillingAccountView.put", "PUT billing/account/", P.BILLING_MANAGE,
+        frozenset({Role.OWNER, Role.BILLING}), body={"email": "ap@alpha.example"}),
+    Row("BillingAccountView.patch", "PATCH billing/account/", P.BILLING_MANAGE,
+        frozenset({Role.OWNER, Role.BILLING}), body={"email": "ap@alpha.example"}),
+    # Without Stripe configured (the tests' default) an allowed role is told so.
+    Row("BillingPortalView.post", "POST billing/account/portal/", P.BILLING_MANAGE,
+        frozenset({Role.OWNER, Role.BILLING}), success=409),
     Row("RefundViewSet.list", "GET billing/refunds/", P.BILLING_VIEW,
         frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
 ]

@@ -263,14 +263,25 @@ def convert_pending(
 
 # --- Corrections --------------------------------------------------------------------------------
 
+# What a reversal sets itself; every other column of the record is carried as it is, so that it
+# is rated exactly like the record it cancels (a seat-day's `unit_price`, the hire, the moment).
+_REVERSAL_OWN = frozenset(
+    {"id", "organization", "source_id", "quantity", "recorded_at", "reverses"}
+)
+
+
+def reversal_source_id(record: UsageRecord) -> str:
+    return f"reversal:{record.pk}"
+
 
 @transaction.atomic
 def reverse(
     organization: Organization, record: UsageRecord, reason: str, actor: Actor
 ) -> UsageRecord:
-    """Appends the record that cancels `record` (the opposite quantity, at the same moment and
-    with the same attribution), audited with the reason. A record is reversed at most once, and
-    a reversal is never reversed (record the quantity again instead)."""
+    """Appends the record that cancels `record` (the opposite quantity, with every other field
+    of it: the same moment, attribution and price), audited with the reason. A record is
+    reversed at most once, and a reversal is never reversed (record the quantity again
+    instead)."""
     if record.organization_id != organization.pk:
         raise ValueError("the record is not this organization's")
     reason = (reason or "").strip()
@@ -286,16 +297,16 @@ def reverse(
             "reversal_not_reversible",
             _("This record is itself a reversal; record the quantity again instead."),
         )
+    carried = {
+        field.attname: getattr(record, field.attname)
+        for field in UsageRecord._meta.concrete_fields
+        if field.name not in _REVERSAL_OWN
+    }
     reversal = UsageRecord(
+        **carried,
         organization=organization,
-        source_id=f"reversal:{record.pk}",
-        usage_type=record.usage_type,
+        source_id=reversal_source_id(record),
         quantity=-record.quantity,
-        gpu_class=record.gpu_class,
-        employment_id=record.employment_id,
-        station_id=record.station_id,
-        workload_id=record.workload_id,
-        occurred_at=record.occurred_at,
         reverses=record,
     )
     try:
@@ -315,6 +326,32 @@ def reverse(
     if record.usage_type == UsageType.GPU_SECONDS:
         marks.mark_hours(organization, [record.occurred_at])
     return reversal
+
+
+def reversal_of(organization: Organization, record: UsageRecord) -> UsageRecord | None:
+    found: UsageRecord | None = (
+        UsageRecord.objects.for_organization(organization)
+        .filter(source_id=reversal_source_id(record), reverses=record)
+        .select_related("organization")
+        .first()
+    )
+    return found
+
+
+def ensure_reversed(
+    organization: Organization, record: UsageRecord, reason: str, actor: Actor
+) -> tuple[UsageRecord, bool]:
+    """`reverse`, safe to repeat: the record's reversal and whether this call made it. Asking
+    again (a retried request, two at once) answers the reversal made first, unchanged."""
+    if record.reverses_id is None and (existing := reversal_of(organization, record)):
+        return existing, False
+    try:
+        return reverse(organization, record, reason, actor), True
+    except ConflictError as error:
+        existing = reversal_of(organization, record) if error.code == "already_reversed" else None
+        if existing is None:
+            raise
+        return existing, False
 
 
 # --- Reading ------------------------------------------------------------------------------------

@@ -9,8 +9,14 @@ query, at the first question of the pass, and rates nothing: a budget is stopped
 A held workload waits in the queue with the reason "budget_exhausted" rather than failing: it
 starts by itself when the budget is raised or the month turns, and nobody has to submit it
 again. Only new work is held: a workload admitted before (requeued after a preemption or a
-lost worker) is let through, and running work is never touched. 24/7 public service is let
-through when the budget exempts it.
+lost worker) is let through, and running work is never touched.
+
+24/7 public service is let through when the budget exempts it — and only the work of a hire
+that dunning treats as essential (`dunning.essential_posts`: an active around-the-clock
+schedule), at that schedule's station: the live stream the platform itself submits for its
+shifts, or a conversation session there. A workload's own `public_service` flag (its priority)
+is the caller's say-so and exempts nothing, nor does a spec naming an essential hire in a
+workload the platform did not write (any other live stream, a render, a build).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import uuid
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from inference.models import Priority, Workload
+from inference.models import Workload, WorkloadKind
 from ironbowl.billing.budgets import local_month
+from ironbowl.billing.dunning import essential_posts
 from ironbowl.billing.models import Budget
 from tenants.models import Organization
 
@@ -35,6 +42,7 @@ class BudgetGate:
     def __init__(self, now: dt.datetime) -> None:
         self.now = now
         self._stopped: dict[uuid.UUID, tuple[dt.date, bool]] | None = None
+        self._essential: dict[uuid.UUID, set[tuple[str, str]]] = {}
 
     def __call__(self, organization: Organization, workload: Workload) -> tuple[str, str] | None:
         """(reason code, sentence) when the workload must wait for the budget; else None."""
@@ -46,7 +54,7 @@ class BudgetGate:
         month, exempt_public_service = stop
         if month != local_month(organization, self.now):
             return None  # last month's stop: the month turned
-        if exempt_public_service and workload.priority >= Priority.PUBLIC_SERVICE:
+        if exempt_public_service and self._serves_around_the_clock(organization, workload):
             return None
         with translation.override(organization.locale):
             reason = _(
@@ -54,6 +62,20 @@ class BudgetGate:
                 "the budget is raised or the month ends."
             )
         return REASON_CODE, reason
+
+    def _serves_around_the_clock(self, organization: Organization, workload: Workload) -> bool:
+        """The workload is an essential hire's work at its 24/7 post, by what the platform
+        wrote: its own stream of a shift, or a session (a widget's visitor opens one there)."""
+        platform_written = workload.kind == WorkloadKind.SESSION or (
+            workload.kind == WorkloadKind.LIVE and workload.platform_submitted
+        )
+        if not platform_written:
+            return False
+        spec = workload.spec if isinstance(workload.spec, dict) else {}
+        post = (str(spec.get("employment", "")), str(spec.get("station", "")))
+        if organization.pk not in self._essential:
+            self._essential[organization.pk] = essential_posts(organization)
+        return post in self._essential[organization.pk]
 
     def _stopped_budgets(self) -> dict[uuid.UUID, tuple[dt.date, bool]]:
         if self._stopped is None:

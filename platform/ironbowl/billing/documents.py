@@ -6,12 +6,13 @@ Courier (a PDF standard font); Chinese text in STSong-Light, one of the predefin
 the PDF specification (Adobe-GB1 character collection, UniGB-UTF16-H encoding), which is named
 and not embedded — no font file ships with the platform; PDF readers supply the glyphs (Acrobat,
 pdf.js and browsers do; poppler needs its CJK data). The CSV is UTF-8 with a byte order mark, so
-spreadsheet programs read the Chinese names correctly.
+spreadsheet programs read the Chinese names correctly, written by analytics' CSV renderer: a text
+cell that a spreadsheet would run as a formula (an avatar's name is chosen by its vendor) is
+prefixed with `'`.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import uuid
@@ -25,6 +26,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from ironbowl.analytics.api.kpis import CsvRenderer
 from ironbowl.billing.models import LineKind, Statement, StatementLine
 from ironbowl.billing.rating import employment_names
 from tenants.models import Organization
@@ -184,18 +186,16 @@ def render_csv(statement: Statement, organization: Organization) -> bytes:
     """Every line, then the subtotal, discount, tax and total rows; UTF-8 with a BOM."""
     with translation.override(organization.locale):
         document = document_of(statement, organization)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    rows: list[list[Any]] = [list(CSV_COLUMNS)]
     period = f"{statement.period:%Y-%m}"
     groups = [(p.employment_id, p.name, p.lines) for p in document.payslips]
     groups.append((None, "", document.organization_lines))
     for employment_id, name, lines in groups:
         for line in lines:
-            writer.writerow(
+            rows.append(
                 [
                     period,
-                    employment_id or "",
+                    employment_id,
                     name,
                     line.kind,
                     line.description,
@@ -215,10 +215,11 @@ def render_csv(statement: Statement, organization: Organization) -> bytes:
         ("tax", statement.tax),
         ("total", statement.total),
     ):
-        row = dict.fromkeys(CSV_COLUMNS, "")
-        row.update(period=period, kind=kind, amount=str(amount), currency=statement.currency)
-        writer.writerow([row[column] for column in CSV_COLUMNS])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+        row: dict[str, Any] = dict.fromkeys(CSV_COLUMNS, "")
+        # Amounts stay numbers: a negative one is not a formula to escape.
+        row.update(period=period, kind=kind, amount=amount, currency=statement.currency)
+        rows.append([row[column] for column in CSV_COLUMNS])
+    return CsvRenderer().render(rows)
 
 
 # --- PDF ----------------------------------------------------------------------------------------

@@ -11,6 +11,17 @@ or down never holds up (or undoes) a close.
 One item per payslip rather than per line: Stripe allows 250 items on an invoice and an
 organization may employ hundreds of digital staff; the payslip's lines stay in the statement
 (HTML, PDF, CSV), which is the bill of record.
+
+A statement whose total is negative (credits outweigh charges) is not invoiced: its amount is
+pushed as a credit to the customer's balance (key `stmt-{id}-credit`), which Stripe applies to
+the next invoices; its mirror is then settled (`paid`, nothing collected, no Stripe invoice). An
+invoice the credit covers entirely comes back from finalizing already `paid`: the payment is
+recorded there and then (`dunning.record_payment`, once, whichever of this and the webhook is
+first).
+
+The customer is also where the organization's billing contact lives (`set_billing_email`: key
+`org-{id}-customer-email-{version}`) and where finance adds a card or bank debit, through a
+Stripe Billing Portal session (`billing_portal_url`: key `org-{id}-portal-{minute}`).
 """
 
 from __future__ import annotations
@@ -25,13 +36,14 @@ from typing import Any
 import stripe
 import structlog
 from celery import shared_task
+from django.contrib.auth.base_user import BaseUserManager
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from avatars.models import Employment
-from ironbowl.billing import stripe_client
-from ironbowl.billing.dunning import billing_account
+from ironbowl.billing import dunning, stripe_client
 from ironbowl.billing.models import (
     BillingAccount,
     Statement,
@@ -40,7 +52,10 @@ from ironbowl.billing.models import (
     StripeInvoice,
     StripeInvoiceStatus,
 )
-from tenants.models import Organization
+from tenants import audit
+from tenants.audit import SYSTEM, Actor
+from tenants.models import Membership, Organization
+from tenants.roles import Role
 
 logger = structlog.get_logger(__name__)
 
@@ -159,11 +174,12 @@ def invoice_items(statement: Statement) -> list[InvoiceItem]:
 
 
 def statement_closed(statement: Statement) -> StripeInvoice | None:
-    """Record that a closed statement is to be invoiced in Stripe (the sync task sends it).
-    Nothing without Stripe configured, and nothing for a statement with nothing to collect."""
+    """Record that a closed statement is to be sent to Stripe (the sync task sends it): an
+    invoice, or for a negative total a credit to the customer's balance. Nothing without Stripe
+    configured, and nothing for a statement of zero."""
     if not stripe_client.configured() or statement.status != StatementStatus.CLOSED:
         return None
-    if statement.total <= 0:
+    if statement.total == 0:
         logger.info("stripe_nothing_to_collect", statement_id=str(statement.pk))
         return None
     mirror, _created = StripeInvoice.objects.for_organization(statement.organization).get_or_create(
@@ -177,34 +193,180 @@ def statement_closed(statement: Statement) -> StripeInvoice | None:
     return mirror
 
 
+# --- The customer ---------------------------------------------------------------------------------
+
+
+def _first_owner_email(organization: Organization) -> str:
+    email = (
+        Membership.objects.for_organization(organization)
+        .filter(role=Role.OWNER)
+        .exclude(user__email="")
+        .order_by("created_at", "id")
+        .values_list("user__email", flat=True)
+        .first()
+    )
+    return email or ""
+
+
 def ensure_customer(organization: Organization, api: stripe.StripeClient) -> BillingAccount:
-    """The organization's Stripe customer, created on first need (key `org-{id}-customer`)."""
-    account = billing_account(organization)
-    if account.stripe_customer_id:
+    """The organization's Stripe customer, created on first need (key `org-{id}-customer`),
+    with the billing e-mail — the first owner's when none was set, which is then kept."""
+    account = BillingAccount.objects.for_organization(organization).first()
+    if account is not None and account.stripe_customer_id:
         return account
-    params: dict[str, Any] = {
-        "name": organization.name,
-        "metadata": {"organization_id": str(organization.pk), "organization": organization.slug},
-    }
-    if account.email:
-        params["email"] = account.email
+    with transaction.atomic():
+        # Locked (made if need be, and not kept when Stripe fails): an e-mail set meanwhile
+        # waits, then finds the customer and updates it.
+        account = dunning.locked_account(organization)
+        if account.stripe_customer_id:
+            return account
+        before = audit.snapshot(account)
+        email = account.email or _first_owner_email(organization)
+        params: dict[str, Any] = {
+            "name": organization.name,
+            "metadata": {
+                "organization_id": str(organization.pk),
+                "organization": organization.slug,
+            },
+        }
+        if email:
+            params["email"] = email
+        try:
+            customer = api.v1.customers.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"org-{organization.pk}-customer"},
+            )
+        except stripe.StripeError as error:
+            raise stripe_client.translate_error(error) from error
+        account.stripe_customer_id = customer.id
+        account.email = email
+        account.save(update_fields=["stripe_customer_id", "email", "updated_at"])
+        audit.record_update(SYSTEM, organization, "billing.stripe_customer", account, before=before)
+    return account
+
+
+def set_billing_email(actor: Actor, organization: Organization, email: str) -> BillingAccount:
+    """Set the billing contact's e-mail (where Stripe sends invoices and receipts); audited.
+
+    With a Stripe customer, Stripe is updated first (key `org-{id}-customer-email-{version}`,
+    the version being the account's last change, so a retry of the same change replays and a
+    later change is a new request); when Stripe does not answer or refuses, nothing is saved
+    (`stripe_unavailable` 503, `stripe_refused` 409)."""
+    email = BaseUserManager.normalize_email(email.strip())
+    with transaction.atomic():
+        account = dunning.locked_account(organization)
+        if account.email == email:
+            return account
+        if account.stripe_customer_id and stripe_client.configured():
+            version = int(account.updated_at.timestamp() * 1_000_000)
+            try:
+                stripe_client.client().v1.customers.update(
+                    account.stripe_customer_id,
+                    params={"email": email},
+                    options={"idempotency_key": f"org-{organization.pk}-customer-email-{version}"},
+                )
+            except stripe.StripeError as error:
+                raise stripe_client.as_domain_error(stripe_client.translate_error(error)) from error
+        before = audit.snapshot(account)
+        account.email = email
+        account.save(update_fields=["email", "updated_at"])
+        audit.record_update(actor, organization, "billing.set_email", account, before=before)
+    return account
+
+
+def billing_portal_url(
+    actor: Actor, organization: Organization, return_url: str, now: dt.datetime | None = None
+) -> str:
+    """A Stripe Billing Portal session for the organization's customer (made if need be), where
+    finance adds or changes the card or bank debit Stripe charges; returns its URL, which
+    leads back to `return_url`. Audited. Asked twice within a minute, Stripe answers the same
+    session (key `org-{id}-portal-{minute}`). Refused without Stripe (`stripe_not_configured`)."""
+    if not stripe_client.configured():
+        raise stripe_client.not_configured()
+    minute = f"{(now or timezone.now()).astimezone(dt.UTC):%Y%m%d%H%M}"
+    api = stripe_client.client()
     try:
-        customer = api.v1.customers.create(
-            params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": f"org-{organization.pk}-customer"},
+        account = ensure_customer(organization, api)
+        session = api.v1.billing_portal.sessions.create(
+            params={"customer": account.stripe_customer_id, "return_url": return_url},
+            options={"idempotency_key": f"org-{organization.pk}-portal-{minute}"},
+        )
+    except stripe.StripeError as error:
+        raise stripe_client.as_domain_error(stripe_client.translate_error(error)) from error
+    except (stripe_client.StripeUnavailable, stripe_client.StripeRefused) as error:
+        raise stripe_client.as_domain_error(error) from error
+    audit.record(actor, organization, "billing.open_portal", account)
+    return session.url
+
+
+# --- The push -------------------------------------------------------------------------------------
+
+
+def _push_credit(mirror: StripeInvoice, statement: Statement, api: stripe.StripeClient) -> None:
+    """A negative statement: its amount credited to the customer's balance, once."""
+    organization = mirror.organization
+    customer = ensure_customer(organization, api).stripe_customer_id
+    key = f"stmt-{statement.pk}-credit"
+    try:
+        minor = stripe_client.to_minor(statement.total, statement.currency)
+    except (KeyError, ValueError) as error:
+        raise StatementMismatch(f"{key}: {error}") from error
+    with translation.override(organization.locale):
+        description = _("Credit from the statement of %(month)s") % {
+            "month": f"{statement.period:%Y-%m}"
+        }
+    try:
+        api.v1.customers.balance_transactions.create(
+            customer,
+            params={
+                "amount": minor,
+                "currency": statement.currency.lower(),
+                "description": description,
+                "metadata": {
+                    "organization_id": str(organization.pk),
+                    "statement_id": str(statement.pk),
+                },
+            },
+            options={"idempotency_key": key},
         )
     except stripe.StripeError as error:
         raise stripe_client.translate_error(error) from error
-    BillingAccount.objects.for_organization(organization).filter(
-        pk=account.pk, stripe_customer_id=""
-    ).update(stripe_customer_id=customer.id)
-    account.refresh_from_db()
-    return account
+    StripeInvoice.objects.for_organization(organization).filter(
+        pk=mirror.pk, status__in=UNPUSHED
+    ).update(status=StripeInvoiceStatus.PAID, pushed_items=[key], next_push_at=None, push_error="")
+    logger.info("stripe_credit_pushed", statement_id=str(statement.pk), amount=minor)
+
+
+def _finalized(mirror: StripeInvoice, finalized: stripe.Invoice, currency: str) -> None:
+    """Record what finalizing answered; an invoice paid at once (the customer's credit covered
+    it) has its payment recorded now. A webhook may have moved the mirror on meanwhile."""
+    organization = mirror.organization
+    with transaction.atomic():
+        locked = (
+            StripeInvoice.objects.for_organization(organization)
+            .select_for_update(of=("self",))
+            .select_related("statement")
+            .get(pk=mirror.pk)
+        )
+        paid = finalized.status == StripeInvoiceStatus.PAID
+        if locked.status in UNPUSHED:
+            locked.amount_due = stripe_client.from_minor(finalized.amount_due, currency)
+            if not paid:  # paid: `record_payment` below makes it so
+                locked.status = finalized.status or StripeInvoiceStatus.OPEN
+        locked.next_push_at = None
+        locked.push_error = ""
+        locked.save(update_fields=["status", "amount_due", "next_push_at", "push_error"])
+        if paid:
+            settled = stripe_client.settled_minor(finalized.to_dict())
+            dunning.record_payment(organization, locked, settled)
 
 
 def _push(mirror: StripeInvoice, api: stripe.StripeClient) -> None:
     organization = mirror.organization
     statement = Statement.objects.for_organization(organization).get(pk=mirror.statement_id)
+    if statement.total < 0:
+        _push_credit(mirror, statement, api)
+        return
     items = invoice_items(statement)
     customer = ensure_customer(organization, api).stripe_customer_id
     currency = statement.currency.lower()
@@ -255,17 +417,13 @@ def _push(mirror: StripeInvoice, api: stripe.StripeClient) -> None:
         )
     except stripe.StripeError as error:
         raise stripe_client.translate_error(error) from error
-    # A webhook may have moved the mirror on (paid) while we waited for this answer.
-    mirrors.filter(status__in=UNPUSHED).update(
-        status=finalized.status or StripeInvoiceStatus.OPEN,
-        amount_due=stripe_client.from_minor(finalized.amount_due, statement.currency),
-    )
-    mirrors.update(next_push_at=None, push_error="")
+    _finalized(mirror, finalized, statement.currency)
     logger.info(
         "stripe_invoice_pushed",
         statement_id=str(statement.pk),
         stripe_invoice_id=mirror.stripe_invoice_id,
         items=len(items),
+        status=finalized.status,
     )
 
 
@@ -320,7 +478,8 @@ def catch_up_closed_statements(now: dt.datetime) -> int:
     """Mirrors for recently closed statements that have none (their close's signal was lost)."""
     lost = (
         Statement.objects.unscoped_dangerously()
-        .filter(status=StatementStatus.CLOSED, closed_at__gte=now - CATCH_UP, total__gt=0)
+        .filter(status=StatementStatus.CLOSED, closed_at__gte=now - CATCH_UP)
+        .exclude(total=0)
         .filter(invoice__isnull=True)
         .select_related("organization")
     )

@@ -4,9 +4,10 @@ A hire pays for a day it worked any part of: a record of type `seat_days` with q
 seats and unit price = its rate per seat-month (rating divides by the days of the month), at the
 organization-local day's start, with the source id `seat:<employment>:<YYYY-MM-DD>`. Whether it
 was active is read from its status history (`EmploymentTransition`), so any past range can be
-recorded; its seats and rate are the ones it has when the day is recorded, which the hourly task
-does within about an hour of the day's end. Append-only: a day already recorded is never
-rewritten, so recording a range again appends nothing.
+recorded; its seats and rate are the ones it has when the day is recorded. The hourly task
+catches up from each hire's last recorded day (however long it was down), and closing a month
+records the month's remaining days first, so no day is lost to a stopped task. Append-only: a
+day already recorded is never rewritten, so recording a range again appends nothing.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ import zoneinfo
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from avatars.models import Employment, EmploymentStatus, EmploymentTransition
 from ironbowl.analytics.models import UsageRecord, UsageType
+from ironbowl.billing.ledger import insert_new
+from ironbowl.billing.models import Statement, StatementStatus
+from ironbowl.billing.rating import next_month
 from tenants.errors import DomainError
 from tenants.models import Organization
 
 MAX_DAYS = 400
-# The hourly run records the days that ended in this many local days back (a missed run is
-# caught up by the next ones; recording a day twice appends nothing).
-LOOKBACK_DAYS = 3
 
 Interval = tuple[dt.datetime, dt.datetime | None]  # [start, end), end None: still active
 
@@ -102,9 +104,19 @@ def record_seat_days(
             _("At most %(days)d days at once.") % {"days": MAX_DAYS},
             "last",
         )
-    intervals = active_intervals(organization)
+    return _record(organization, active_intervals(organization), first, last, now)
+
+
+def _record(
+    organization: Organization,
+    intervals: dict[uuid.UUID, list[Interval]],
+    first: dt.date,
+    last: dt.date,
+    now: dt.datetime,
+) -> int:
     if not intervals:
         return 0
+    zone = zoneinfo.ZoneInfo(organization.time_zone)
     terms = {
         pk: (seats, rate)
         for pk, seats, rate in Employment.objects.for_organization(organization)
@@ -133,26 +145,74 @@ def record_seat_days(
     if not records:
         return 0
     ledger = UsageRecord.objects.for_organization(organization)
+    recorded = ledger.filter(
+        usage_type=UsageType.SEAT_DAYS,
+        occurred_at__gte=local_midnight(first, zone),
+        occurred_at__lt=local_midnight(last + dt.timedelta(days=1), zone),
+    )
+
+    def stored() -> dict[str, None]:
+        return dict.fromkeys(recorded.values_list("source_id", flat=True))
+
     with transaction.atomic():
-        known = set(
-            ledger.filter(
-                usage_type=UsageType.SEAT_DAYS,
-                occurred_at__gte=local_midnight(first, zone),
-                occurred_at__lt=local_midnight(last + dt.timedelta(days=1), zone),
-            ).values_list("source_id", flat=True)
-        )
-        fresh = [record for record in records if record.source_id not in known]
-        # Never an update: a day recorded meanwhile by another run stays as it was.
-        ledger.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
-    return len(fresh)
+        # A day recorded meanwhile by another run stays as it was (never an update).
+        return len(insert_new(ledger, records, stored))
+
+
+def _open_since(organization: Organization, yesterday: dt.date) -> dt.date:
+    """The first day whose month is still billed in its own statement: the month after the last
+    closed statement (a month records its days when it closes), else the oldest open
+    statement's month, else yesterday's month."""
+    periods = Statement.objects.for_organization(organization).aggregate(
+        closed=Max("period", filter=Q(status=StatementStatus.CLOSED)),
+        open=Min("period", filter=Q(status=StatementStatus.OPEN)),
+    )
+    if periods["closed"] is not None:
+        since = next_month(periods["closed"])
+    else:
+        since = min(periods["open"] or yesterday, yesterday).replace(day=1)
+    return max(since, yesterday - dt.timedelta(days=MAX_DAYS - 1))
+
+
+def _first_active_day(
+    spans: list[Interval], after: dt.date, zone: zoneinfo.ZoneInfo
+) -> dt.date | None:
+    """The first local day from `after` on that the hire was active at some moment."""
+    start = local_midnight(after, zone)
+    days = [
+        max(after, timezone.localdate(begin, timezone=zone))
+        for begin, until in spans
+        if until is None or until > start
+    ]
+    return min(days, default=None)
 
 
 def record_recent_seat_days(organization: Organization, now: dt.datetime | None = None) -> int:
-    """The hourly run: the last LOOKBACK_DAYS local days that have ended."""
+    """The hourly run: each hire's days from the one after its last recorded day (or from when
+    it became active) to yesterday, within the months not closed yet. A run missed for days is
+    caught up by the next one."""
     now = now or timezone.now()
-    yesterday = timezone.localdate(
-        now, timezone=zoneinfo.ZoneInfo(organization.time_zone)
-    ) - dt.timedelta(days=1)
-    return record_seat_days(
-        organization, yesterday - dt.timedelta(days=LOOKBACK_DAYS - 1), yesterday, now=now
+    zone = zoneinfo.ZoneInfo(organization.time_zone)
+    yesterday = timezone.localdate(now, timezone=zone) - dt.timedelta(days=1)
+    since = _open_since(organization, yesterday)
+    intervals = active_intervals(organization)
+    last_recorded = dict(
+        UsageRecord.objects.for_organization(organization)
+        .filter(usage_type=UsageType.SEAT_DAYS, occurred_at__gte=local_midnight(since, zone))
+        .order_by()
+        .values("employment_id")
+        .annotate(last=Max("occurred_at"))
+        .values_list("employment_id", "last")
     )
+    firsts = []
+    for employment_id, spans in intervals.items():
+        recorded = last_recorded.get(employment_id)
+        after = since
+        if recorded is not None:
+            after = max(after, timezone.localdate(recorded, timezone=zone) + dt.timedelta(days=1))
+        if (first := _first_active_day(spans, after, zone)) is not None:
+            firsts.append(first)
+    first = min(firsts, default=None)
+    if first is None or first > yesterday:
+        return 0
+    return _record(organization, intervals, first, yesterday, now)

@@ -1,10 +1,11 @@
 """Monthly statements: written from rating while open, closed once, then never changed.
 
 `refresh` re-rates an open statement from the ledger (the same ledger gives the same lines, and
-then nothing is rewritten). `close` takes the ledger watermark, rates the month up to it and
-makes the statement final; usage of the month that arrives later goes to the next statement,
-marked late. Statements close in month order, and a month after a closed one cannot be
-refreshed or closed out of turn. `spend_to_date` is the open month's total so far.
+then nothing is rewritten). `close` records the month's remaining seat-days, takes the ledger
+watermark, rates the month up to it and makes the statement final; usage of the month that
+arrives later goes to the next statement, marked late. Statements close in month order, and a
+month after a closed one cannot be refreshed or closed out of turn. `spend_to_date` is the open
+month's total so far.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ironbowl.analytics.models import UsageRecord
-from ironbowl.billing import plans, rating, signals
+from ironbowl.billing import plans, rating, seats, signals
 from ironbowl.billing.models import Statement, StatementLine, StatementStatus
 from tenants import audit
 from tenants.audit import SYSTEM, Actor
@@ -228,9 +229,10 @@ def close(
     now: dt.datetime | None = None,
     actor: Actor = SYSTEM,
 ) -> Statement:
-    """Make the month's statement final: rated from every record up to the ledger watermark,
-    its lines and totals never changed again. Closing a closed statement returns it as it is.
-    Sends `statement_closed` once the close has committed."""
+    """Make the month's statement final: the month's seat-days not recorded yet are recorded,
+    then it is rated from every record up to the ledger watermark, its lines and totals never
+    changed again. Closing a closed statement returns it as it is. Sends `statement_closed` once
+    the close has committed."""
     now = now or timezone.now()
     period = period.replace(day=1)
     end = rating.month_bounds(period, _zone(organization))[1]
@@ -245,6 +247,10 @@ def close(
     if existing is not None and existing.status == StatementStatus.CLOSED:
         return existing  # type: ignore[no-any-return]
     plans.ensure_subscription(organization)
+    # The hourly recording may have been down: the month's seat-days go in before the watermark.
+    seats.record_seat_days(
+        organization, period, rating.next_month(period) - dt.timedelta(days=1), now=now
+    )
     watermark = ledger_watermark(organization)
     with transaction.atomic():
         statement = _locked(organization, period)

@@ -6,11 +6,15 @@
 - Each event is applied once: its id is recorded in the same transaction as its effects, so a
   redelivery (or two deliveries at once) changes nothing the second time.
 - Out of order: an event created before the last one applied to the same invoice (or
-  subscription) is recorded and ignored; a paid invoice never goes back to failing.
-- Only ours: the customer must be one of our billing accounts, the invoice one of that account's
-  mirrors, and metadata naming an organization or statement must name the same ones; otherwise
-  the event is refused with a reason and nothing is written (not even its id: Stripe shows the
-  refusal on the endpoint and delivers it again, for a person to look at).
+  subscription) is recorded and ignored — except `invoice.paid`: paid is final (a refund does
+  not un-pay an invoice), so a payment is applied whenever it arrives, and a paid invoice never
+  goes back to failing. The payment is recorded once (`dunning.record_payment`), whether this
+  event or the push that finalized an invoice paid from the customer's credit comes first.
+- Only ours: the event's `livemode` must be the configured key's mode, the customer one of our
+  billing accounts, the invoice one of that account's mirrors in the statement's currency, and
+  metadata naming an organization or statement must name the same ones; otherwise the event is
+  refused with a reason and nothing is written (not even its id: Stripe shows the refusal on
+  the endpoint and delivers it again, for a person to look at).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from django.utils.translation import gettext as _
 from ironbowl.billing import dunning, stripe_client
 from ironbowl.billing.models import (
     BillingAccount,
-    Statement,
     StripeEvent,
     StripeInvoice,
     StripeInvoiceStatus,
@@ -94,6 +97,7 @@ def handle(payload: bytes, header: str | None) -> Outcome:
         object_id = str(obj.get("id", ""))
     except (KeyError, TypeError, ValueError):
         raise DomainError("payload_invalid", _("The body is not a Stripe event.")) from None
+    _check_mode(event)
     try:
         with transaction.atomic():
             try:
@@ -118,6 +122,19 @@ def handle(payload: bytes, header: str | None) -> Outcome:
 
 
 # --- Whose object is it ---------------------------------------------------------------------------
+
+
+def _check_mode(event: dict[str, Any]) -> None:
+    """A test-mode event at a live key's endpoint (or the reverse) is a misconfiguration."""
+    live = stripe_client.live_mode()
+    if live is not None and "livemode" in event and bool(event["livemode"]) != live:
+        raise EventRefused(
+            "livemode_mismatch",
+            _(
+                "The event's livemode is not the mode of this platform's Stripe key: a test "
+                "event sent to a live endpoint, or the reverse."
+            ),
+        )
 
 
 def _id_of(value: Any) -> str:
@@ -170,6 +187,12 @@ def _invoice_of(organization: Organization, obj: dict[str, Any]) -> StripeInvoic
         raise EventRefused(
             "statement_mismatch", _("The invoice's metadata names another statement than ours.")
         )
+    if str(obj.get("currency") or "").upper() != mirror.currency:
+        raise EventRefused(
+            "currency_mismatch",
+            _("The invoice is in %(currency)s; the statement is in %(statement)s.")
+            % {"currency": str(obj.get("currency") or "?").upper(), "statement": mirror.currency},
+        )
     return mirror
 
 
@@ -181,28 +204,12 @@ def _older(last: dt.datetime | None, created: dt.datetime) -> bool:
 
 
 def _invoice_paid(obj: dict[str, Any], created: dt.datetime) -> tuple[Organization, str]:
+    """Paid wins whatever the order: no staleness check (see the module's docstring)."""
     organization = _account_of(obj).organization
     mirror = _invoice_of(organization, obj)
-    if _older(mirror.last_event_at, created):
-        return organization, "stale"
-    if mirror.status == StripeInvoiceStatus.PAID:
-        return organization, "already_paid"
-    mirror.status = StripeInvoiceStatus.PAID
-    mirror.amount_paid = stripe_client.from_minor(int(obj.get("amount_paid") or 0), mirror.currency)
-    mirror.payment_failed_at = None
-    mirror.last_event_at = created
-    mirror.save(update_fields=["status", "amount_paid", "payment_failed_at", "last_event_at"])
-    statement = (
-        Statement.objects.for_organization(organization)
-        .select_for_update()
-        .get(pk=mirror.statement_id)
+    return organization, dunning.record_payment(
+        organization, mirror, stripe_client.settled_minor(obj), created
     )
-    before = audit.snapshot(statement)
-    statement.amount_paid = mirror.amount_paid
-    statement.save(update_fields=["amount_paid"])
-    audit.record_update(SYSTEM, organization, "statement.paid", statement, before=before)
-    resumed = dunning.payment_received(organization, mirror)
-    return organization, f"paid; resumed {len(resumed)}" if resumed else "paid"
 
 
 def _invoice_payment_failed(obj: dict[str, Any], created: dt.datetime) -> tuple[Organization, str]:

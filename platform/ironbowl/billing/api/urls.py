@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import SimpleRouter
 
-from ironbowl.billing.api.account import BillingAccountView
+from ironbowl.billing.api.account import BillingAccountView, BillingPortalView
 from ironbowl.billing.api.budgets import BudgetView
+from ironbowl.billing.api.corrections import UsageReversalView
 from ironbowl.billing.api.notifications import NotificationViewSet
 from ironbowl.billing.api.plans import PlanListView, SubscriptionView
 from ironbowl.billing.api.refunds import RefundViewSet, StatementRefundsView
@@ -23,6 +24,7 @@ refund_router.register("billing/refunds", RefundViewSet, basename="billing-refun
 organization_urlpatterns: list[URLPattern | URLResolver] = [
     path("billing/budget/", BudgetView.as_view(), name="billing-budget"),
     path("billing/account/", BillingAccountView.as_view(), name="billing-account"),
+    path("billing/account/portal/", BillingPortalView.as_view(), name="billing-portal"),
     *refund_router.urls,
     *notification_router.urls,
     path("billing/plans/", PlanListView.as_view(), name="billing-plans"),
@@ -38,4 +40,5 @@ public_urlpatterns: list[URLPattern | URLResolver] = [
         StatementRefundsView.as_view(),
         name="statement-refunds",
     ),
+    path("usage/<int:record_id>/reversal/", UsageReversalView.as_view(), name="usage-reversal"),
 ]
