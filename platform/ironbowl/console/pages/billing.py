@@ -1,10 +1,12 @@
 """The billing section: the plan and subscription, usage and charges so far this month, the
-monthly statements with a payslip per digital employee, and the budget.
+monthly statements with a payslip per digital employee, the budget, and how the organization
+pays (its billing e-mail, Stripe's billing portal, and where dunning stands).
 
 The figures come from billing's own selectors and services, as its API calls them: rating (the
 month so far, rated now, nothing written), statements, documents (the payslip grouping, and the
 printable HTML, PDF and CSV the API serves, which the console's session opens), budgets (set
-through the API's serializer). Money is shown exactly, with its currency.
+through the API's serializer), push (the billing e-mail and the portal session, as the API's
+billing account endpoints set and open them). Money is shown exactly, with its currency.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone, translation
@@ -23,9 +25,10 @@ from django.utils.translation import gettext as _
 
 from ironbowl.analytics import usage
 from ironbowl.analytics.models import UsageType
-from ironbowl.billing import budgets, documents, plans, rating, statements
+from ironbowl.billing import budgets, documents, plans, push, rating, statements, stripe_client
+from ironbowl.billing.api.account import BillingEmailSerializer
 from ironbowl.billing.api.budgets import BudgetInputSerializer
-from ironbowl.billing.models import Statement, StatementLine, Subscription
+from ironbowl.billing.models import BillingAccount, Statement, StatementLine, Subscription
 from ironbowl.console.base import OrganizationPage
 from ironbowl.console.formats import exact, money, percent, price
 from ironbowl.console.forms import Form, submit_once, validate
@@ -86,12 +89,15 @@ class BillingPage(OrganizationPage):
 
 class Overview(BillingPage):
     """The plan the organization is on (and those before), what it used and what that costs so
-    far this month, and its budget."""
+    far this month, its budget, and how it pays: the billing e-mail (set here with
+    billing.manage), Stripe's billing portal where Stripe collects, and dunning."""
 
     template_name = "console/billing/index.html"
+    permissions = {"get": Permission.BILLING_VIEW, "post": Permission.BILLING_MANAGE}
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
+        context.update(self.payment_context(context))
         now = timezone.now()
         subscriptions = plans.subscriptions_of(self.organization)
         current = plans.in_force(subscriptions, now)
@@ -129,6 +135,41 @@ class Overview(BillingPage):
         )
         return context
 
+    def payment_context(self, context: dict[str, Any]) -> dict[str, Any]:
+        """The billing account as the API's GET shows it (unsaved until first used), and the
+        e-mail form for billing.manage (what was typed, after a refusal or a sign-in)."""
+        account = self.owned(BillingAccount).first() or BillingAccount(
+            organization=self.organization
+        )
+        form = context.get("email_form")
+        if form is None and self.may(Permission.BILLING_MANAGE):
+            form = Form.of(context["draft"], email=account.email)
+        return {
+            "account": account,
+            "stripe_enabled": stripe_client.configured(),
+            "email_form": form,
+        }
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return submit_once(request, self.save_email)
+
+    def save_email(self) -> HttpResponse:
+        """Set the billing e-mail through the API's serializer and billing's service (Stripe
+        first, when there is a customer): refused, nothing is saved and the form says why."""
+        form = Form.of(self.request.POST)
+        payload = validate(BillingEmailSerializer, form, {"email": form.value("email")})
+        status = 400
+        if payload is not None:
+            try:
+                push.set_billing_email(self.actor, self.organization, payload["email"])
+            except DomainError as error:
+                form.fail(error)
+                status = error.status_code
+            else:
+                messages.success(self.request, _("The billing e-mail is saved."))
+                return redirect(self.url("console:billing"))
+        return self.render_to_response(self.get_context_data(email_form=form), status=status)
+
     @staticmethod
     def plan_money(subscription: Subscription) -> dict[str, str]:
         plan = subscription.plan
@@ -146,6 +187,24 @@ class Overview(BillingPage):
             "included_gpu_hours": exact(plan.included_gpu_hours),
             "included_rendered_minutes": exact(plan.included_rendered_minutes),
         }
+
+
+class PaymentPortal(Overview):
+    """POST: off to Stripe's billing portal (303), through the service the API's portal
+    endpoint calls; it leads back to the billing page. Refused (Stripe down or not configured),
+    the billing page says why. GET (a sign-in's way back here): the billing page."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return redirect(self.url("console:billing"))
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        back = request.build_absolute_uri(self.url("console:billing"))
+        try:
+            url = push.billing_portal_url(self.actor, self.organization, back)
+        except DomainError as error:
+            context = self.get_context_data(portal_error=str(error.detail))
+            return self.render_to_response(context, status=error.status_code)
+        return HttpResponseRedirect(url, status=303)
 
 
 class Statements(BillingPage):
@@ -302,6 +361,7 @@ class BudgetPage(BillingPage):
 
 urlpatterns = [
     path("billing/", Overview.as_view(), name="billing"),
+    path("billing/payment-portal/", PaymentPortal.as_view(), name="billing-portal"),
     path("billing/statements/", Statements.as_view(), name="billing-statements"),
     path(
         "billing/statements/<uuid:statement>/",
