@@ -105,7 +105,11 @@ def open_session(
     if portrait:
         spec["inputs"] = {PORTRAIT_INPUT: portrait}
     workload, created = inference.submit(
-        organization, kind=WorkloadKind.SESSION, spec=spec, idempotency_key=idempotency_key
+        organization,
+        kind=WorkloadKind.SESSION,
+        spec=spec,
+        idempotency_key=idempotency_key,
+        platform=True,  # the platform writes the spec (the budget's 24/7 exemption trusts it)
     )
     if created:
         audit.record(

@@ -43,7 +43,7 @@ import stripe
 SECRET_KEY = "sk_test_ironbowl_standin"
 WEBHOOK_SECRET = "whsec_ironbowl_standin"
 OUR_KEYS = re.compile(
-    r"^(org-[0-9a-f-]{36}-(customer|customer-email-\d+|portal-\d{12})"
+    r"^(org-[0-9a-f-]{36}-(customer|customer-email-\d+|portal-\d{12}-[0-9a-f]{12})"
     r"|stmt-[0-9a-f-]{36}-.+|refund-[0-9a-f-]{36})$"
 )
 

@@ -109,11 +109,12 @@ def _stream(plan: Schedule, pool) -> Workload:
     return workload
 
 
-def _session(plan: Schedule, pool, station=None) -> Workload:
-    """A conversation with the schedule's hire at its station (what a widget's visitor opens)."""
+def _session(plan: Schedule, pool, station=None, *, platform: bool = True) -> Workload:
+    """A conversation with the schedule's hire at its station: what a widget's visitor opens
+    (the platform writes its spec), or with `platform=False` one a caller posts to the API."""
     spec = {"employment": str(plan.employment_id), "station": str((station or plan.station).pk)}
     workload, _created = services.submit(
-        plan.organization, kind="session", spec=spec, pool_name=pool.name
+        plan.organization, kind="session", spec=spec, pool_name=pool.name, platform=platform
     )
     return workload
 
@@ -165,20 +166,21 @@ def test_self_declared_public_service_of_a_non_essential_hire_waits(org, pool, c
 
 
 def test_a_spec_naming_an_essential_hire_exempts_only_the_platforms_own_work(org, pool):
-    """A caller's live workload (however flagged) or render naming the 24/7 hire and its
-    station waits; the platform's stream of that hire's shift, and a session at its station,
-    are admitted; a session with that hire at another station waits."""
+    """A caller's live workload (however flagged), session or render naming the 24/7 hire and
+    its station waits; the platform's stream of that hire's shift, and a session the platform
+    opens at its station, are admitted; a session with that hire at another station waits."""
     plan = _around_the_clock(org)
     named = {"employment": str(plan.employment_id), "station": str(plan.station_id)}
     _budget(org, "5000.00")
     declared = _public_service(org, pool, named)
     render, _created = services.submit(org, kind="render", spec=named, pool_name=pool.name)
     elsewhere = _session(plan, pool, station=duty_world.station(org, StationKind.WEB_WIDGET))
+    posted = _session(plan, pool, platform=False)
     stream, session = _stream(plan, pool), _session(plan, pool)
 
     admission.admit()
 
-    for held in (declared, render, elsewhere):
+    for held in (declared, render, elsewhere, posted):
         assert (_fresh(held).state, held.reason_code) == ("queued", "budget_exhausted")
     assert _fresh(stream).state == _fresh(session).state == "admitted"
 

@@ -123,3 +123,35 @@ def test_asking_twice_within_a_minute_gives_the_same_session(stripe_standin, org
     assert stripe_standin.posts("/v1/billing_portal/sessions")[1].replayed
     assert len(stripe_standin.portal_sessions) == 2
     assert [s["url"] for s in stripe_standin.portal_sessions.values()] == [first, later]
+
+
+def test_two_return_addresses_within_a_minute_get_a_session_each(stripe_standin, org_a):
+    """The API and the console may be reached at different hosts: the same minute with another
+    return address is another request, not a reuse of the first one's key (which Stripe — and
+    the stand-in — refuse)."""
+    at = dt.datetime(2024, 6, 3, 9, 15, 20, tzinfo=dt.UTC)
+    first = push.billing_portal_url(SYSTEM, org_a, "https://console.example/billing/", now=at)
+    second = push.billing_portal_url(SYSTEM, org_a, "https://api.example/billing/", now=at)
+
+    assert first != second
+    assert [s["return_url"] for s in stripe_standin.portal_sessions.values()] == [
+        "https://console.example/billing/",
+        "https://api.example/billing/",
+    ]
+    assert stripe_standin.violations == []
+
+
+def test_stripes_refusal_is_told_without_its_internals(org_a):
+    """Stripe's own words (request ids, our idempotency keys, dashboard links) stay in the
+    operators' log; the organization reads a sentence to act on."""
+    words = (
+        f"Request req_8xY: Keys for idempotent requests can only be used with the same "
+        f"parameters. Try a key other than 'org-{org_a.pk}-portal-202406030915'. See "
+        "https://dashboard.stripe.com/test/settings/billing/portal"
+    )
+
+    told = stripe_client.as_domain_error(stripe_client.StripeRefused(words))
+
+    assert told.code == "stripe_refused"
+    assert "req_8xY" not in str(told.detail) and str(org_a.pk) not in str(told.detail)
+    assert "dashboard.stripe.com" not in str(told.detail)

@@ -148,6 +148,22 @@ def test_today_is_not_recorded_until_it_is_over(shanghai):
     assert seat_days(shanghai)[-1][1].endswith("2024-03-09")
 
 
+def test_a_change_of_time_zone_records_on_without_repeating_a_day(shanghai):
+    """Days recorded at Shanghai's midnights, then the organization moves to New York: the same
+    days now start 13 hours later, yet they are known by their source ids — the next runs and
+    the month's close record only the days still missing (a lookup by time failed them all)."""
+    hire(shanghai)
+    seats.record_seat_days(shanghai, dt.date(2024, 3, 1), dt.date(2024, 3, 10))
+    type(shanghai).objects.filter(pk=shanghai.pk).update(time_zone=NY)
+    shanghai.refresh_from_db()
+
+    added = seats.record_seat_days(shanghai, dt.date(2024, 3, 1), dt.date(2024, 3, 12))
+
+    assert added == 2  # the 11th and the 12th
+    days = [source for _id, source, *_rest in seat_days(shanghai)]
+    assert len(days) == len(set(days)) == 12
+
+
 def test_a_run_missed_for_ten_days_is_caught_up_and_each_day_recorded_once(shanghai):
     """The hourly task stopped after recording the 5th; when it runs again on the 16th, every
     day since is recorded, once — also for a hire that became active during the outage."""

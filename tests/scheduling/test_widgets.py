@@ -140,6 +140,7 @@ def test_a_visitor_opens_a_conversation_with_the_employee_on_duty(desk, org_a):
     workload = sessions.workload_of_token(body["token"])
     assert str(workload.pk) == body["workload"]
     assert workload.organization_id == org_a.pk and workload.kind == "session"
+    assert workload.platform_submitted  # its spec is the platform's (budget exemptions trust it)
     assert workload.spec["employment"] == str(employment.pk)
     assert workload.spec["station"] == str(station.pk)
     assert workload.spec["language"] == "en"

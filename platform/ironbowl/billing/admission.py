@@ -66,10 +66,11 @@ class BudgetGate:
     def _serves_around_the_clock(self, organization: Organization, workload: Workload) -> bool:
         """The workload is an essential hire's work at its 24/7 post, by what the platform
         wrote: its own stream of a shift, or a session (a widget's visitor opens one there)."""
-        platform_written = workload.kind == WorkloadKind.SESSION or (
-            workload.kind == WorkloadKind.LIVE and workload.platform_submitted
+        platform_written = workload.platform_submitted and workload.kind in (
+            WorkloadKind.SESSION,
+            WorkloadKind.LIVE,
         )
-        if not platform_written:
+        if not platform_written:  # a spec from the API names whatever its sender likes
             return False
         spec = workload.spec if isinstance(workload.spec, dict) else {}
         post = (str(spec.get("employment", "")), str(spec.get("station", "")))

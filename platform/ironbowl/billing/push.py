@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -279,17 +280,20 @@ def billing_portal_url(
 ) -> str:
     """A Stripe Billing Portal session for the organization's customer (made if need be), where
     finance adds or changes the card or bank debit Stripe charges; returns its URL, which
-    leads back to `return_url`. Audited. Asked twice within a minute, Stripe answers the same
-    session (key `org-{id}-portal-{minute}`). Refused without Stripe (`stripe_not_configured`)."""
+    leads back to `return_url`. Audited. Asked twice within a minute for the same return
+    address, Stripe answers the same session (key `org-{id}-portal-{minute}-{address hash}`).
+    Refused without Stripe (`stripe_not_configured`)."""
     if not stripe_client.configured():
         raise stripe_client.not_configured()
     minute = f"{(now or timezone.now()).astimezone(dt.UTC):%Y%m%d%H%M}"
+    back = hashlib.sha256(return_url.encode()).hexdigest()[:12]
     api = stripe_client.client()
     try:
         account = ensure_customer(organization, api)
         session = api.v1.billing_portal.sessions.create(
             params={"customer": account.stripe_customer_id, "return_url": return_url},
-            options={"idempotency_key": f"org-{organization.pk}-portal-{minute}"},
+            # The return address is part of the request: the console and the API may send two.
+            options={"idempotency_key": f"org-{organization.pk}-portal-{minute}-{back}"},
         )
     except stripe.StripeError as error:
         raise stripe_client.as_domain_error(stripe_client.translate_error(error)) from error

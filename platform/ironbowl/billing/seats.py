@@ -31,6 +31,7 @@ from tenants.errors import DomainError
 from tenants.models import Organization
 
 MAX_DAYS = 400
+LOOKUP_CHUNK = 1000  # source ids looked up per query
 
 Interval = tuple[dt.datetime, dt.datetime | None]  # [start, end), end None: still active
 
@@ -145,14 +146,18 @@ def _record(
     if not records:
         return 0
     ledger = UsageRecord.objects.for_organization(organization)
-    recorded = ledger.filter(
-        usage_type=UsageType.SEAT_DAYS,
-        occurred_at__gte=local_midnight(first, zone),
-        occurred_at__lt=local_midnight(last + dt.timedelta(days=1), zone),
-    )
+    ids = [record.source_id for record in records]
 
     def stored() -> dict[str, None]:
-        return dict.fromkeys(recorded.values_list("source_id", flat=True))
+        # By source id, not by time: a day recorded before a change of the organization's time
+        # zone starts at another instant than the same day would now.
+        return {
+            source_id: None
+            for start in range(0, len(ids), LOOKUP_CHUNK)
+            for source_id in ledger.filter(
+                source_id__in=ids[start : start + LOOKUP_CHUNK]
+            ).values_list("source_id", flat=True)
+        }
 
     with transaction.atomic():
         # A day recorded meanwhile by another run stays as it was (never an update).

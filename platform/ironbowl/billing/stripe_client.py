@@ -13,10 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
+import structlog
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from tenants.errors import ConflictError, DomainError
+
+log = structlog.get_logger(__name__)
 
 # Digits after the decimal point of each currency's minor unit.
 MINOR_UNIT_DIGITS: dict[str, int] = {"CNY": 2, "USD": 2}
@@ -94,8 +97,15 @@ def as_domain_error(error: StripeUnavailable | StripeRefused) -> DomainError:
             "stripe_unavailable",
             _("Stripe did not answer; nothing was changed. Please try again in a minute."),
         )
+    # Stripe's own words may name our idempotency keys, its request ids or the platform's
+    # dashboard settings: the operators' log has them, the organization a sentence to act on.
+    log.warning("billing.stripe_refused", error=str(error))
     return ConflictError(
-        "stripe_refused", _("Stripe refused the request: %(error)s") % {"error": error}
+        "stripe_refused",
+        _(
+            "Stripe refused the request; nothing was changed. Check the details you entered, "
+            "or ask the platform's support, who have Stripe's answer."
+        ),
     )
 
 
