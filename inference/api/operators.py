@@ -83,6 +83,16 @@ class OperatorView:
         timezone.deactivate()
         return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
+    @property
+    def staff_actor(self) -> audit.Actor:
+        """Who acts, for the audit log of the organization acted on (staff: checked first)."""
+        request: Request = getattr(self, "request")  # noqa: B009
+        return audit.Actor(
+            user=request.user,  # type: ignore[arg-type]
+            ip_address=request.META.get("REMOTE_ADDR"),
+            request_id=request.META.get("HTTP_X_REQUEST_ID", ""),
+        )
+
 
 class OperatorViewSet(OperatorView, viewsets.GenericViewSet[Any]):
     pagination_class = OrganizationCursorPagination
@@ -268,13 +278,13 @@ class WorkerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OperatorVi
             worker = services.drain(worker)
             after = audit.snapshot(worker, exclude=("token_hash",))
             if after != before:
-                actor = audit.Actor(
-                    user=request.user,  # type: ignore[arg-type]  # staff: checked above
-                    ip_address=request.META.get("REMOTE_ADDR"),
-                    request_id=request.META.get("HTTP_X_REQUEST_ID", ""),
-                )
                 audit.record(
-                    actor, worker.organization, "worker.drain", worker, before=before, after=after
+                    self.staff_actor,
+                    worker.organization,
+                    "worker.drain",
+                    worker,
+                    before=before,
+                    after=after,
                 )
         return Response(WorkerSerializer(worker).data)
 

@@ -6,8 +6,6 @@ Used as `gunicorn ironbowl.asgi:application -k uvicorn_worker.UvicornWorker -c â
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -22,14 +20,9 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 def on_starting(server: Any) -> None:
     # The metrics folder may survive a container restart: stale files would count dead workers.
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if folder:
-        path = Path(folder)
-        for child in path.iterdir() if path.exists() else ():
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+    from ironbowl.metrics_server import empty_multiprocess_dir
+
+    empty_multiprocess_dir()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -34,14 +34,14 @@ def multiprocess_registry() -> CollectorRegistry:
     return aggregated
 
 
-def empty_multiprocess_dir(keep_pid: int) -> None:
+def empty_multiprocess_dir(keep_pid: int | None = None) -> None:
     """Removes what earlier runs left in the folder (an emptyDir outlives a container restart:
     their files would be summed again, and a reused pid would carry on a dead process's
     figures), except the files `keep_pid` has already opened."""
     folder = multiprocess_dir()
     for child in folder.iterdir() if folder is not None and folder.exists() else ():
         owner = _PID_OF_FILE.search(child.name)
-        if owner is not None and int(owner.group(1)) == keep_pid:
+        if keep_pid is not None and owner is not None and int(owner.group(1)) == keep_pid:
             continue
         if child.is_dir():
             shutil.rmtree(child)

@@ -4,7 +4,9 @@ On PostgreSQL raw events are partitioned by retention class, which the plan sets
 index that catches retries holds the class: without a look into the other classes, a batch sent
 on "trial" (30 days) and retried after a move to "standard" (90 days) would be stored twice.
 Real: the ingestion service and the suite's database (SQLite, or PostgreSQL's partitioned table
-and COPY in CI). Nothing is simulated.
+and COPY in CI). Nothing is simulated. On SQLite the rule holds by construction (the batch's
+stored ids are read whatever their class), so it is the PostgreSQL run in CI that guards the
+look into other classes; the tests run on both so that the two databases answer alike.
 """
 
 from __future__ import annotations

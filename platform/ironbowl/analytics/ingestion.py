@@ -9,9 +9,8 @@ PostgreSQL: the rows are COPied (binary) into a per-connection staging table, th
 the partitioned table with `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`, whose rows,
 counted by hour, say how many were new and which hours to mark; after a plan change moved the
 organization to another retention class, rows already stored in another class are left out
-too. SQLite: the batch's existing
-keys are read, the rest bulk-inserted (SQLite writes one transaction at a time, so nothing can
-slip in between).
+too. SQLite: the batch's existing keys are read, the rest bulk-inserted (SQLite writes one
+transaction at a time, so nothing can slip in between).
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from ironbowl.analytics import retention
+from ironbowl.analytics.marks import hour_of
 from ironbowl.analytics.models import EventType
 
 COMMON = frozenset({"id", "type", "occurred_at", "station", "employment", "shift"})
@@ -186,8 +188,8 @@ def _window(now: dt.datetime, retention_days: int) -> tuple[dt.datetime, dt.date
     plan's retention: an hour counted by a rollup run after its first events expired keeps its
     counts as they were (`rollups`), so a late event must arrive while its whole hour is kept.
     """
-    cut = now - dt.timedelta(days=retention_days) + ROLLUP_MARGIN
-    earliest = cut.replace(minute=0, second=0, microsecond=0)
+    cut = retention.cutoff(retention_days, now) + ROLLUP_MARGIN
+    earliest = hour_of(cut)
     if earliest < cut:
         earliest += dt.timedelta(hours=1)
     return earliest, now + FUTURE_TOLERANCE

@@ -247,6 +247,9 @@ def close(
     if existing is not None and existing.status == StatementStatus.CLOSED:
         return existing  # type: ignore[no-any-return]
     plans.ensure_subscription(organization)
+    # Refused out of turn before anything is written (checked again under the lock).
+    _refuse_open_before(organization, period)
+    _refuse_closed_after(organization, period)
     # The hourly recording may have been down: the month's seat-days go in before the watermark.
     seats.record_seat_days(
         organization, period, rating.next_month(period) - dt.timedelta(days=1), now=now

@@ -33,25 +33,25 @@ from ironbowl.api.throttling import CredentialRateThrottle, OrganizationRateThro
 from tenants.roles import Permission as P
 
 
-class EventsRateThrottle(CredentialRateThrottle):
+class _EventsBucket:
+    """A throttle's count kept apart from the same caller's other API calls."""
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        key = super().get_cache_key(request, view)  # type: ignore[misc]
+        return None if key is None else f"{key}:events"
+
+
+class EventsRateThrottle(_EventsBucket, CredentialRateThrottle):
     """Batches per API key (or member), apart from the key's other calls."""
 
     scope = "events"
 
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        key = super().get_cache_key(request, view)
-        return None if key is None else f"{key}:events"
 
-
-class EventsOrganizationRateThrottle(OrganizationRateThrottle):
+class EventsOrganizationRateThrottle(_EventsBucket, OrganizationRateThrottle):
     """Batches of all the organization's keys together, apart from its other calls: hundreds of
     room keys sending events do not use up the console's and the analysts' API budget."""
 
     scope = "events_organization"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        key = super().get_cache_key(request, view)
-        return None if key is None else f"{key}:events"
 
 
 class _BatchParser(BaseParser):

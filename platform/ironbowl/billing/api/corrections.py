@@ -23,7 +23,6 @@ from ironbowl.analytics import usage
 from ironbowl.analytics.api.usage import UsageRecordSerializer
 from ironbowl.analytics.models import UsageRecord
 from ironbowl.api.serializers import StrictSerializer
-from tenants.audit import Actor
 
 TAGS = ["billing"]
 
@@ -67,13 +66,8 @@ class UsageReversalView(OperatorView, APIView):
         )
         payload = ReversalRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        actor = Actor(
-            user=request.user,  # type: ignore[arg-type]  # staff: checked before
-            ip_address=request.META.get("REMOTE_ADDR"),
-            request_id=request.META.get("HTTP_X_REQUEST_ID", ""),
-        )
         reversal, made = usage.ensure_reversed(
-            record.organization, record, payload.validated_data["reason"], actor
+            record.organization, record, payload.validated_data["reason"], self.staff_actor
         )
         answer = status.HTTP_201_CREATED if made else status.HTTP_200_OK
         return Response(ReversalSerializer(reversal).data, status=answer)

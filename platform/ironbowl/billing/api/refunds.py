@@ -25,7 +25,6 @@ from ironbowl.api.base import OrganizationViewSet
 from ironbowl.api.serializers import StrictSerializer
 from ironbowl.billing import refunds
 from ironbowl.billing.models import Refund, RefundStatus, Statement
-from tenants.audit import Actor
 from tenants.errors import ConflictError
 from tenants.roles import Permission as P
 
@@ -94,13 +93,11 @@ class StatementRefundsView(OperatorView, APIView):
         statement = self._statement(statement_id)
         payload = RefundRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        actor = Actor(
-            user=request.user,  # type: ignore[arg-type]
-            ip_address=request.META.get("REMOTE_ADDR"),
-            request_id=request.META.get("HTTP_X_REQUEST_ID", ""),
-        )
         refund = refunds.refund_statement(
-            actor, statement, payload.validated_data["amount"], payload.validated_data["reason"]
+            self.staff_actor,
+            statement,
+            payload.validated_data["amount"],
+            payload.validated_data["reason"],
         )
         if refund.status == RefundStatus.FAILED:
             raise ConflictError("stripe_refused", refund.failure)
