@@ -174,6 +174,8 @@ async def test_410_error_event_mid_watch_relists(api, backend):
     assert (seen["a"].phase, seen["c"].phase) == ("running", "running")
     # b was deleted while the backend was not watching: reported failed, not silently dropped.
     assert (seen["b"].phase, seen["b"].reason) == ("failed", "Deleted")
+    # The cache holds the second list a moment before the watch after it is sent: wait for it.
+    await eventually(lambda: len(api.made("GET", "/api/v1/pods", watch="true")) >= 2)
     assert len(api.made("GET", "/api/v1/pods", watch="true")) == 2
     assert len(api.made("GET", "/api/v1/pods")) == 4  # two lists, two watches
     assert api.made("GET", "/api/v1/pods", watch="true")[1].params["resourceVersion"] == "20"
