@@ -104,10 +104,11 @@ def test_schedule_a_shift_and_watch_it_go_on_air(console, people, hospital, serv
     with page.expect_navigation():
         form.get_by_role("button", name=says(language, "Create schedule")).click()
 
-    # Back on the roster, the week of the schedule: the shift is planned in today's column.
+    # Back on the roster, the week of the schedule: the shift is planned in its day's column
+    # (today's, unless the hour starts after local midnight).
     expect(page.locator("ul.messages")).to_contain_text(says(language, "Schedule saved."))
     row = page.locator(f"table[data-testid=roster] tr[data-station='{station.pk}']")
-    block = row.locator("td.today [data-testid=block]")
+    block = row.locator(f"td[data-day='{start.date().isoformat()}'] [data-testid=block]")
     expect(block).to_have_count(1)
     expect(block).to_contain_text(start.strftime("%H:%M"))
     console.shot("roster")
