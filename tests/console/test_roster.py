@@ -292,16 +292,27 @@ def test_the_roster_reads_a_fixed_number_of_queries_whatever_the_stations(
 
 
 def test_a_schedule_is_made_from_the_form_and_its_shifts_show(console_a, org_a):
+    """Weekdays from next Monday: the week the roster opens at holds shifts whatever day the
+    test runs on (from a Saturday, a weekday schedule valid from tomorrow has none that week)."""
     room, hired = world.station(org_a, name="Health live room"), world.hire(org_a)
+    monday = today() + dt.timedelta(days=7 - today().weekday())
 
-    response = post_schedule(console_a, org_a, hired, room, start_time="22:00", end_time="02:00")
+    response = post_schedule(
+        console_a,
+        org_a,
+        hired,
+        room,
+        start_time="22:00",
+        end_time="02:00",
+        valid_from=monday.isoformat(),
+    )
 
     made = Schedule.objects.for_organization(org_a).get()
     assert response.status_code == 302
-    assert response["Location"] == f"{url('roster', org_a)}?week={week_param(tomorrow())}"
+    assert response["Location"] == f"{url('roster', org_a)}?week={week_param(monday)}"
     assert made.rrule == "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"
     assert (made.start_time, made.duration_minutes) == (dt.time(22), 240)
-    assert made.valid_from == tomorrow()
+    assert made.valid_from == monday
     assert Shift.objects.for_organization(org_a).filter(schedule=made).exists()
     page = console_a.get(response["Location"]).content.decode()
     assert "Schedule saved." in page
